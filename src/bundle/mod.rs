@@ -1,0 +1,135 @@
+//! CNAB bundles: the `bundle.json` model, the images to relocate, and opening BUNDLE
+//! (a JSON file, or a gzipped tar recognised by its magic bytes, never by its name).
+
+mod images;
+mod model;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub use images::{select_images, BundleImageRef};
+pub use model::{Bundle, BundleImage};
+
+use crate::reference::ReferenceError;
+use crate::thick::ThickError;
+
+/// Largest `bundle.json` accepted; real bundles are a few KiB.
+pub const MAX_BUNDLE_JSON: u64 = 16 * 1024 * 1024;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read bundle {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bundle {path} is {size} bytes; a bundle.json over {max} bytes is refused", max = MAX_BUNDLE_JSON)]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error(
+        "bundle {path} is neither a gzipped thick bundle nor JSON (its first byte is {first:#04x})"
+    )]
+    NotJson { path: PathBuf, first: u8 },
+    #[error("bundle {path} is not valid JSON for a CNAB bundle: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Thick(#[from] ThickError),
+    #[error("the bundle has no invocation image (invocationImages is missing or empty)")]
+    NoInvocationImage,
+    #[error("{at}: image \"{image}\" has imageType \"{image_type}\"; only oci and docker images can be relocated, so nothing was copied")]
+    UnsupportedImageType {
+        at: String,
+        image: String,
+        image_type: String,
+    },
+    #[error("{at}: {source}")]
+    InvalidImage { at: String, source: ReferenceError },
+    #[error("{at}: contentDigest: {source}")]
+    InvalidContentDigest { at: String, source: ReferenceError },
+    #[error("image \"{image}\" is declared twice with different digests: {first} and {second}")]
+    ConflictingDigests {
+        image: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// How the bundle is packaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleFormat {
+    /// A `bundle.json`: images come from their registries.
+    Thin,
+    /// A gzipped tar with `bundle.json` and an OCI layout: images come only from the archive.
+    Thick,
+}
+
+/// A parsed bundle and where it came from.
+#[derive(Debug, Clone)]
+pub struct OpenedBundle {
+    pub path: PathBuf,
+    pub format: BundleFormat,
+    pub bundle: Bundle,
+}
+
+/// Opens BUNDLE read-only, sniffing gzip magic to tell thick from thin.
+pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
+    let read_err = |source| BundleError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic).map_err(read_err)?;
+    let (format, json) = if n == 2 && magic == GZIP_MAGIC {
+        drop(file);
+        (BundleFormat::Thick, crate::thick::read_bundle_json(path)?)
+    } else {
+        let size = file.metadata().map_err(read_err)?.len();
+        if size > MAX_BUNDLE_JSON {
+            return Err(BundleError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+            });
+        }
+        let mut json = magic[..n].to_vec();
+        file.read_to_end(&mut json).map_err(read_err)?;
+        (BundleFormat::Thin, json)
+    };
+    let bundle = parse_bundle_json(path, &json)?;
+    Ok(OpenedBundle {
+        path: path.to_path_buf(),
+        format,
+        bundle,
+    })
+}
+
+/// Parses `bundle.json` bytes; errors carry line and column.
+pub fn parse_bundle_json(path: &Path, json: &[u8]) -> Result<Bundle, BundleError> {
+    let first = json.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if let Some(first) = first.filter(|b| *b != b'{' && !b.is_ascii_graphic()) {
+        return Err(BundleError::NotJson {
+            path: path.to_path_buf(),
+            first,
+        });
+    }
+    serde_json::from_slice(json).map_err(|source| BundleError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,205 @@
+//! The `cnab-relocate` command line: argument parsing, output and exit codes. The work is in
+//! the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Examples:
+  Relocate a thin bundle (images are pulled from their registries):
+    cnab-relocate forge.json -p registry.internal.acme.com/smith -m relmap.json
+  Relocate a thick bundle (images are read only from the archive):
+    cnab-relocate sort.tgz -p registry.gold.gwb.dia/griphook -m relmap.json
+  Show where the images would go, without contacting any registry:
+    cnab-relocate forge.json -p registry.internal.acme.com/smith --dry-run
+  Map single references:
+    cnab-relocate map -p registry.internal.acme.com/smith ubuntu:22.04 istio/proxyv2
+
+Each image goes to PREFIX/<original path, '/' replaced by '-'>-<md5 of the original name>,
+keeping its tag and digest: with -p example.com/user, technosophos/helloworld:0.1.0 becomes
+example.com/user/technosophos-helloworld-6731e0d41b7fd5a24e14c853af93bd81:0.1.0.
+
+Registry credentials come from Docker's config.json ($DOCKER_CONFIG or ~/.docker/config.json),
+as written by `docker login`.
+
+Exit status: 0 success, 1 relocation failed (no mapping written), 2 usage or input error.";
+
+/// Copy the images of a CNAB bundle into your registry, keeping every digest, and write the
+/// relocation mapping (original image → relocated image) that CNAB runtimes read.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cnab-relocate",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    relocate: RelocateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the relocated reference of each REFERENCE, one per line, as the relocation
+    /// mapping would hold it. Contacts nothing.
+    Map {
+        /// Repository prefix the images go under, e.g. registry.internal.acme.com/smith.
+        #[arg(short = 'p', long, value_name = "PREFIX")]
+        repository_prefix: String,
+        /// Image references as written in a bundle, e.g. ubuntu:22.04.
+        #[arg(value_name = "REFERENCE", required = true)]
+        references: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RelocateArgs {
+    /// The bundle: a thin bundle.json (images pulled from their registries) or a thick bundle
+    /// (a gzipped tar with the images inside; recognised by content, not by name).
+    #[arg(value_name = "BUNDLE", required = true)]
+    bundle: Option<PathBuf>,
+
+    /// Repository prefix the images go under: a registry host with an optional path,
+    /// e.g. registry.internal.acme.com/smith. Without a host, Docker Hub is meant.
+    #[arg(short = 'p', long, value_name = "PREFIX", required = true)]
+    repository_prefix: Option<String>,
+
+    /// Where to write the relocation mapping (JSON: original image → relocated image).
+    /// Written only when every image was copied and verified.
+    #[arg(
+        short = 'm',
+        long,
+        value_name = "FILE",
+        required_unless_present = "dry_run"
+    )]
+    relocation_mapping: Option<PathBuf>,
+
+    /// Parse, validate and map only: contact no registry, write no file, print the mapping
+    /// JSON on standard output.
+    #[arg(long)]
+    dry_run: bool,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+
+    /// How many blob transfers run at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+
+    /// Machine-readable output: one JSON object per line (events and a final summary).
+    #[arg(long)]
+    json: bool,
+
+    /// Print only errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// More output (-v: registry steps, -vv: every request).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Args)]
+struct RegistryArgs {
+    /// Extra PEM file of CA certificates to trust (besides the system's); repeatable.
+    #[arg(long, value_name = "FILE")]
+    ca_cert_path: Vec<PathBuf>,
+
+    /// Accept any TLS certificate, and plain HTTP (unsafe: for tests and lab registries).
+    #[arg(long)]
+    skip_tls_verify: bool,
+
+    /// Use plain HTTP for this registry (HOST or HOST:PORT); repeatable. Loopback hosts
+    /// (localhost, 127.0.0.0/8, ::1) use plain HTTP anyway, as Docker does.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    insecure_registry: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Map {
+            repository_prefix,
+            references,
+        }) => run_map(&repository_prefix, &references),
+        None => run_relocate(cli.relocate),
+    }
+}
+
+fn init_logging(quiet: bool, verbose: u8) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "cnab_relocate=info",
+        (false, _) => "cnab_relocate=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+fn run_map(prefix: &str, references: &[String]) -> ExitCode {
+    match cnab_relocate::map_references(prefix, references) {
+        Ok(mapped) => {
+            let mut out = std::io::stdout().lock();
+            for m in mapped {
+                if writeln!(out, "{m}").is_err() {
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_relocate(args: RelocateArgs) -> ExitCode {
+    init_logging(args.quiet, args.verbose);
+    let bundle = args.bundle.expect("clap requires BUNDLE");
+    let prefix = args
+        .repository_prefix
+        .expect("clap requires --repository-prefix");
+    let (_opened, plan) = match cnab_relocate::plan_bundle(&bundle, &prefix) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    if args.dry_run {
+        let mut out = std::io::stdout().lock();
+        let mut json = plan.mapping().to_json();
+        // Exactly duffle's bytes when piped; a newline only for a person at a terminal.
+        if out.is_terminal() {
+            json.push(b'\n');
+        }
+        return match out.write_all(&json).and_then(|_| out.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write to standard output: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    eprintln!(
+        "error: copying images is not implemented yet; use --dry-run to see the mapping. No file was written."
+    );
+    ExitCode::from(1)
+}

@@ -1,0 +1,89 @@
+//! The relocation mapping file (SPEC §6): exactly Go's `json.Marshal(map[string]string)`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+/// Original image string → relocated reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelocationMapping(BTreeMap<String, String>);
+
+impl RelocationMapping {
+    pub fn insert(&mut self, original: String, relocated: String) {
+        self.0.insert(original, relocated);
+    }
+
+    pub fn get(&self, original: &str) -> Option<&str> {
+        self.0.get(original).map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Compact JSON, keys sorted byte-wise, no trailing newline. Go would also escape `<`, `>`,
+    /// `&`, U+2028 and U+2029, but keys and values are valid references, which cannot hold them.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.0).expect("a map of strings always serialises")
+    }
+
+    /// Writes the mapping atomically: a temporary file in the same directory, synced, then
+    /// renamed over `path`, so readers see the old file or the new one, never a part.
+    pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".relmap-")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        tmp.write_all(&self.to_json())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+impl FromIterator<(String, String)> for RelocationMapping {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        RelocationMapping(iter.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_sorted_without_newline() {
+        let m: RelocationMapping = [
+            ("b".to_string(), "y".to_string()),
+            ("a".to_string(), "x".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(m.to_json(), br#"{"a":"x","b":"y"}"#);
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("relmap.json");
+        std::fs::write(&p, "old").unwrap();
+        let m: RelocationMapping = [("k".to_string(), "v".to_string())].into_iter().collect();
+        m.write_atomically(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), br#"{"k":"v"}"#);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,223 @@
+//! Streaming reads of the gzipped tar. Entry names are normalised (`./` dropped) and checked:
+//! anything that could point outside the archive (absolute paths, `..`, links, devices) or
+//! be ambiguous (duplicates) makes the whole archive invalid.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+use tar::EntryType;
+
+use super::ThickError;
+use crate::bundle::MAX_BUNDLE_JSON;
+
+const BUNDLE_JSON: &str = "bundle.json";
+
+/// What one pass over the archive saw.
+#[derive(Debug, Default)]
+pub struct ArchiveIndex {
+    /// Regular files, normalised names, in archive order, with their sizes.
+    pub files: Vec<(String, u64)>,
+    /// First components of every entry (files and directories).
+    pub top_level: BTreeSet<String>,
+}
+
+impl ArchiveIndex {
+    /// The directory everything is relative to: "" when `bundle.json` is at the root, or
+    /// "dir/" when the archive holds one top-level directory with `bundle.json` in it.
+    pub fn root(&self) -> Option<String> {
+        let has = |name: &str| self.files.iter().any(|(f, _)| f == name);
+        if has(BUNDLE_JSON) {
+            return Some(String::new());
+        }
+        match self.top_level.iter().collect::<Vec<_>>().as_slice() {
+            [only] if has(&format!("{only}/{BUNDLE_JSON}")) => Some(format!("{only}/")),
+            _ => None,
+        }
+    }
+}
+
+/// Streams every entry of the archive at `path`, calling `on_file(name, size, content)` for each
+/// regular file; whatever `on_file` leaves unread is drained, so a truncated archive always fails.
+pub fn scan_archive(
+    path: &Path,
+    mut on_file: impl FnMut(&str, u64, &mut dyn Read) -> io::Result<()>,
+) -> Result<ArchiveIndex, ThickError> {
+    let io_err = |source| ThickError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let gunzip = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    let mut archive = tar::Archive::new(EofTracker {
+        inner: gunzip,
+        eof: false,
+    });
+    let mut index = ArchiveIndex::default();
+    let mut seen = HashSet::new();
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let raw_bytes = entry.path_bytes().into_owned();
+        let raw_name = String::from_utf8_lossy(&raw_bytes).into_owned();
+        let unsafe_entry = |reason: &str| ThickError::UnsafeEntry {
+            path: path.to_path_buf(),
+            entry: raw_name.clone(),
+            reason: reason.to_string(),
+        };
+        let kind = entry.header().entry_type();
+        match kind {
+            EntryType::XGlobalHeader
+            | EntryType::XHeader
+            | EntryType::GNULongName
+            | EntryType::GNULongLink => continue,
+            EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
+            EntryType::Symlink | EntryType::Link => {
+                return Err(unsafe_entry("links are not allowed in a thick bundle"))
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                return Err(unsafe_entry(
+                    "device files and FIFOs are not allowed in a thick bundle",
+                ))
+            }
+            _ => {
+                return Err(unsafe_entry(
+                    "only regular files and directories are allowed in a thick bundle",
+                ))
+            }
+        }
+        if std::str::from_utf8(&raw_bytes).is_err() {
+            return Err(unsafe_entry("the name is not UTF-8"));
+        }
+        let Some(name) = normalize_entry_name(&raw_name).map_err(unsafe_entry)? else {
+            continue; // "./" itself
+        };
+        let top = name.split('/').next().unwrap_or_default().to_string();
+        index.top_level.insert(top);
+        if kind == EntryType::Directory {
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            return Err(ThickError::DuplicateEntry {
+                path: path.to_path_buf(),
+                entry: name,
+            });
+        }
+        let size = entry.size();
+        on_file(&name, size, &mut entry).map_err(io_err)?;
+        io::copy(&mut entry, &mut io::sink()).map_err(io_err)?;
+        index.files.push((name, size));
+    }
+    let mut rest = archive.into_inner();
+    if rest.eof {
+        return Err(io_err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the tar stream ends without its end-of-archive marker",
+        )));
+    }
+    // Reading to the end checks the gzip trailer (CRC and length) of every member.
+    io::copy(&mut rest, &mut io::sink()).map_err(io_err)?;
+    Ok(index)
+}
+
+/// Remembers whether the tar reader hit end of input: a complete archive ends with zero
+/// blocks first, so hitting EOF means the tar was cut short.
+struct EofTracker<R> {
+    inner: R,
+    eof: bool,
+}
+
+impl<R: Read> Read for EofTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+}
+
+/// Drops `./` and empty components; refuses absolute paths and `..`.
+/// `Ok(None)` is the archive root itself.
+fn normalize_entry_name(raw: &str) -> Result<Option<String>, &'static str> {
+    if raw.starts_with('/') {
+        return Err("absolute paths are not allowed");
+    }
+    let parts: Vec<&str> = raw
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err("'..' path components are not allowed");
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("/")))
+}
+
+/// Reads `bundle.json` from a thick bundle in one streaming pass (nothing touches disk).
+pub fn read_bundle_json(path: &Path) -> Result<Vec<u8>, ThickError> {
+    let mut candidates: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut too_large: Option<(String, u64)> = None;
+    let index = scan_archive(path, |name, size, content| {
+        let at_root_or_one_down = name == BUNDLE_JSON
+            || (name.split('/').count() == 2 && name.ends_with(&format!("/{BUNDLE_JSON}")));
+        if at_root_or_one_down {
+            if size > MAX_BUNDLE_JSON {
+                too_large = Some((name.to_string(), size));
+                return Ok(());
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            content.read_to_end(&mut buf)?;
+            candidates.push((name.to_string(), buf));
+        }
+        Ok(())
+    })?;
+    let root = index.root();
+    if let (Some((entry, size)), Some(root)) = (too_large, &root) {
+        if entry == format!("{root}{BUNDLE_JSON}") {
+            return Err(ThickError::BundleJsonTooLarge {
+                path: path.to_path_buf(),
+                entry,
+                size,
+            });
+        }
+    }
+    let wanted =
+        root.map(|r| format!("{r}{BUNDLE_JSON}"))
+            .ok_or_else(|| ThickError::NoBundleJson {
+                path: path.to_path_buf(),
+            })?;
+    candidates
+        .into_iter()
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, json)| json)
+        .ok_or_else(|| ThickError::NoBundleJson {
+            path: path.to_path_buf(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_names() {
+        assert_eq!(
+            normalize_entry_name("./bundle.json"),
+            Ok(Some("bundle.json".into()))
+        );
+        assert_eq!(
+            normalize_entry_name("bundle.json"),
+            Ok(Some("bundle.json".into()))
+        );
+        assert_eq!(normalize_entry_name("./"), Ok(None));
+        assert_eq!(normalize_entry_name("."), Ok(None));
+        assert_eq!(
+            normalize_entry_name("./a//b/./c/"),
+            Ok(Some("a/b/c".into()))
+        );
+        assert!(normalize_entry_name("/etc/passwd").is_err());
+        assert!(normalize_entry_name("../x").is_err());
+        assert!(normalize_entry_name("a/../../x").is_err());
+    }
+}

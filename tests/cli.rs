@@ -1,0 +1,473 @@
+//! The command line without a registry: dry-run, `map`, input errors and exit codes.
+
+#[path = "support/archive.rs"]
+mod archive;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use archive::{tgz, Entry};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cnab-relocate"))
+}
+
+fn testdata(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(p)
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const DUFFLE_BUNDLE: &str = "conformance/duffle-relocate/bundle.json";
+const THICK: &str = "conformance/thick-hello-world.tgz";
+const HELLO_BUNDLE_JSON: &str = r#"{"name":"h","version":"1","invocationImages":[{"image":"hello-world:latest","imageType":"docker"}]}"#;
+
+#[test]
+fn dry_run_prints_duffles_exact_bytes() {
+    let o = run(&[
+        testdata(DUFFLE_BUNDLE).to_str().unwrap(),
+        "-p",
+        "example.com/user",
+        "--dry-run",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = std::fs::read(testdata("conformance/duffle-relocate/relmap.json")).unwrap();
+    assert_eq!(o.stdout, want);
+}
+
+#[test]
+fn dry_run_leaves_the_bundle_untouched_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    std::fs::copy(testdata(DUFFLE_BUNDLE), &bundle).unwrap();
+    let before = std::fs::metadata(&bundle).unwrap().modified().unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .env("TMPDIR", dir.path())
+        .args([
+            "bundle.json",
+            "-p",
+            "example.com/user",
+            "--dry-run",
+            "-m",
+            "relmap.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no file written"
+    );
+    assert_eq!(
+        std::fs::metadata(&bundle).unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn thick_conformance_bundle_dry_runs_without_extracting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = bin()
+        .current_dir(tmp.path())
+        .env("TMPDIR", tmp.path())
+        .args([
+            testdata(THICK).to_str().unwrap(),
+            "-p",
+            "example.com/user",
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        r#"{"docker.io/library/hello-world:latest":"example.com/user/library-hello-world-45c97d7ccdb3ca616c0753994b235672:latest","hello-world@sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4":"example.com/user/library-hello-world-45c97d7ccdb3ca616c0753994b235672@sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4"}"#
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "nothing extracted"
+    );
+}
+
+fn expect_input_error(args: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let relmap = dir.path().join("relmap.json");
+    let mut full: Vec<&str> = args.to_vec();
+    full.extend(["-m", relmap.to_str().unwrap()]);
+    let o = run(&full);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: expected {n:?} in {err}");
+    }
+    assert!(o.stdout.is_empty());
+    assert!(!relmap.exists(), "no mapping written");
+}
+
+#[test]
+fn unsupported_image_type_exits_2_naming_image_and_type() {
+    let b = testdata("conformance/duffle-relocate/bundle-with-unsupported-image-type.json");
+    expect_input_error(
+        &[b.to_str().unwrap(), "-p", "example.com/user"],
+        &["images.c", "\"c\"", "imageType"],
+    );
+}
+
+#[test]
+fn truncated_json_exits_2_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read_to_string(testdata(DUFFLE_BUNDLE)).unwrap();
+    let b = dir.path().join("truncated.json");
+    std::fs::write(&b, &full[..full.len() / 2]).unwrap();
+    expect_input_error(
+        &[b.to_str().unwrap(), "-p", "example.com/user"],
+        &["EOF", "line", "column"],
+    );
+}
+
+#[test]
+fn invalid_prefixes_exit_2_naming_the_problem() {
+    let b = testdata(DUFFLE_BUNDLE);
+    let b = b.to_str().unwrap();
+    for (prefix, why) in [
+        ("example.com/user/", "end with '/'"),
+        ("example.com//user", "\"//\""),
+        ("example.com/user:1", "':'"),
+        ("example.com/user@x", "'@'"),
+        ("example.com/us\"er", "'\"'"),
+        ("example.com/us er", "' '"),
+        ("exa_mple.com/user", "host"),
+        ("example.com:0/user", "1..65535"),
+        ("example.com:70000/user", "1..65535"),
+        ("example.com/User", "lower case"),
+    ] {
+        expect_input_error(&[b, "-p", prefix], &[prefix, why]);
+    }
+}
+
+#[test]
+fn missing_bundle_and_non_json_exit_2() {
+    expect_input_error(
+        &["/nonexistent/bundle.json", "-p", "example.com/u"],
+        &["/nonexistent/bundle.json"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b.json");
+    std::fs::write(&b, b"\x00\x01binary").unwrap();
+    expect_input_error(&[b.to_str().unwrap(), "-p", "example.com/u"], &["neither"]);
+    std::fs::write(&b, br#"{"name":"x","invocationImages":[]}"#).unwrap();
+    expect_input_error(
+        &[b.to_str().unwrap(), "-p", "example.com/u"],
+        &["no invocation image"],
+    );
+    std::fs::write(&b, br#"{"invocationImages":[{"image":"Bad/Upper"}]}"#).unwrap();
+    expect_input_error(
+        &[b.to_str().unwrap(), "-p", "example.com/u"],
+        &["invocationImages[0]", "Bad/Upper", "lower case"],
+    );
+    std::fs::write(
+        &b,
+        br#"{"invocationImages":[{"image":"a","contentDigest":"sha256:12"}]}"#,
+    )
+    .unwrap();
+    expect_input_error(
+        &[b.to_str().unwrap(), "-p", "example.com/u"],
+        &["contentDigest", "64 hex"],
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&[]).status.code(), Some(2));
+    assert_eq!(
+        run(&["bundle.json"]).status.code(),
+        Some(2),
+        "prefix is required"
+    );
+    assert_eq!(
+        run(&["bundle.json", "-p", "example.com/u"]).status.code(),
+        Some(2),
+        "mapping is required without --dry-run"
+    );
+    assert_eq!(
+        run(&["b.json", "-p", "x.com/u", "-m", "m", "--concurrency", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let help = run(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    for flag in [
+        "--repository-prefix",
+        "--relocation-mapping",
+        "--dry-run",
+        "--ca-cert-path",
+        "--skip-tls-verify",
+        "--insecure-registry",
+        "--concurrency",
+        "--json",
+        "--quiet",
+        "--verbose",
+        "Exit status",
+    ] {
+        assert!(text.contains(flag), "help mentions {flag}");
+    }
+}
+
+#[test]
+fn map_prints_one_reference_per_line() {
+    let o = run(&[
+        "map",
+        "-p",
+        "example.com/user",
+        "technosophos/helloworld:0.1.0",
+        "istio/proxyv2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "example.com/user/technosophos-helloworld-6731e0d41b7fd5a24e14c853af93bd81:0.1.0\n\
+         example.com/user/istio-proxyv2-f93a2cacc6cafa0474a2d6990a4dd1a0\n"
+    );
+}
+
+#[test]
+fn map_rejects_bad_reference_or_prefix_with_exit_2() {
+    let o = run(&["map", "-p", "example.com/user", "ok/image", "Not/Valid"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        o.stdout.is_empty(),
+        "nothing printed when any input is invalid"
+    );
+    assert!(stderr(&o).contains("Not/Valid"));
+    let o = run(&["map", "-p", "example.com/user/", "ubuntu"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("example.com/user/"));
+}
+
+/// Writes `bytes` under a name that says nothing about the format.
+fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn dry_run(path: &Path) -> Output {
+    run(&[
+        path.to_str().unwrap(),
+        "-p",
+        "example.com/user",
+        "--dry-run",
+    ])
+}
+
+#[test]
+fn thick_bundle_json_is_found_in_every_layout_seen_in_the_wild() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = HELLO_BUNDLE_JSON.as_bytes().to_vec();
+    let layouts: Vec<(&str, Vec<Entry>)> = vec![
+        ("root", vec![Entry::File("bundle.json", json.clone())]),
+        (
+            "dot",
+            vec![Entry::Dir("./"), Entry::File("./bundle.json", json.clone())],
+        ),
+        (
+            "topdir",
+            vec![
+                Entry::Dir("hello-1.0/"),
+                Entry::File("hello-1.0/artifacts/layout/oci-layout", b"{}".to_vec()),
+                Entry::File("hello-1.0/bundle.json", json.clone()),
+            ],
+        ),
+        (
+            "dot-topdir",
+            vec![
+                Entry::Dir("./hello/"),
+                Entry::File("./hello/bundle.json", json.clone()),
+            ],
+        ),
+    ];
+    for (name, entries) in layouts {
+        // the name says .json: content decides
+        let p = write_temp(dir.path(), &format!("{name}.json"), &tgz(&entries));
+        let o = dry_run(&p);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(
+            String::from_utf8(o.stdout)
+                .unwrap()
+                .contains("library-hello-world-"),
+            "{name}"
+        );
+    }
+    // and a JSON file named .tgz is read as JSON
+    let p = write_temp(dir.path(), "thin.tgz", &json);
+    assert!(dry_run(&p).status.success());
+}
+
+#[test]
+fn thick_bundle_without_bundle_json_at_the_root_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = HELLO_BUNDLE_JSON.as_bytes().to_vec();
+    for (name, entries) in [
+        ("none", vec![Entry::File("other.json", json.clone())]),
+        (
+            "two-topdirs",
+            vec![
+                Entry::File("a/bundle.json", json.clone()),
+                Entry::File("b/x", vec![]),
+            ],
+        ),
+        (
+            "too-deep",
+            vec![Entry::File("a/b/bundle.json", json.clone())],
+        ),
+    ] {
+        let p = write_temp(dir.path(), &format!("{name}.tgz"), &tgz(&entries));
+        let o = dry_run(&p);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        assert!(
+            stderr(&o).contains("no bundle.json"),
+            "{name}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn hostile_archives_are_refused_and_nothing_is_written() {
+    let json = HELLO_BUNDLE_JSON.as_bytes().to_vec();
+    let cases: Vec<(&str, Vec<Entry>, &str)> = vec![
+        (
+            "dotdot",
+            vec![
+                Entry::File("bundle.json", json.clone()),
+                Entry::File("../evil", b"x".to_vec()),
+            ],
+            "'..'",
+        ),
+        (
+            "absolute",
+            vec![
+                Entry::File("bundle.json", json.clone()),
+                Entry::File("/tmp/evil", b"x".to_vec()),
+            ],
+            "absolute",
+        ),
+        (
+            "symlink",
+            vec![Entry::Symlink("bundle.json", "/etc/passwd")],
+            "links",
+        ),
+        (
+            "hardlink",
+            vec![
+                Entry::File("bundle.json", json.clone()),
+                Entry::Hardlink("x", "/etc/shadow"),
+            ],
+            "links",
+        ),
+        (
+            "device",
+            vec![
+                Entry::File("bundle.json", json.clone()),
+                Entry::CharDevice("dev/null"),
+            ],
+            "device",
+        ),
+        (
+            "fifo",
+            vec![
+                Entry::File("bundle.json", json.clone()),
+                Entry::Fifo("pipe"),
+            ],
+            "FIFO",
+        ),
+        (
+            "duplicate",
+            vec![
+                Entry::File("bundle.json", json.clone()),
+                Entry::File("./bundle.json", json.clone()),
+            ],
+            "more than once",
+        ),
+        (
+            "huge-bundle-json",
+            vec![Entry::File("bundle.json", vec![b' '; 16 * 1024 * 1024 + 1])],
+            "over 16777216 bytes",
+        ),
+    ];
+    for (name, entries, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_temp(dir.path(), "b.tgz", &tgz(&entries));
+        let o = bin()
+            .current_dir(dir.path())
+            .env("TMPDIR", dir.path())
+            .args([
+                p.to_str().unwrap(),
+                "-p",
+                "example.com/u",
+                "-m",
+                "relmap.json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{name}: {}", stderr(&o));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "{name}: nothing written"
+        );
+    }
+}
+
+#[test]
+fn truncated_archives_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| i.wrapping_mul(2654435761).to_le_bytes())
+        .collect();
+    let full = tgz(&[
+        Entry::File("bundle.json", HELLO_BUNDLE_JSON.as_bytes().to_vec()),
+        Entry::File("artifacts/layout/blobs/sha256/aa", big),
+    ]);
+    // tar without its two zero blocks at the end, but a complete gzip stream
+    let mut no_marker = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(HELLO_BUNDLE_JSON.len() as u64);
+    h.set_cksum();
+    no_marker
+        .append_data(&mut h, "bundle.json", HELLO_BUNDLE_JSON.as_bytes())
+        .unwrap();
+    let mut tar_bytes = no_marker.into_inner().unwrap();
+    tar_bytes.truncate(512 + 512); // header + one data block, end blocks dropped
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
+    let p = write_temp(dir.path(), "nomarker.tgz", &gz.finish().unwrap());
+    let o = dry_run(&p);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("end-of-archive"), "{}", stderr(&o));
+
+    for cut in [full.len() / 2, full.len() - 4, full.len() - 1] {
+        let p = write_temp(dir.path(), "cut.tgz", &full[..cut]);
+        let o = dry_run(&p);
+        assert_eq!(o.status.code(), Some(2), "cut at {cut}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot read thick bundle"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
