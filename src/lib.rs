@@ -7,16 +7,36 @@
 pub mod bundle;
 mod error;
 pub mod reference;
+pub mod registry;
 pub mod relocate;
 pub mod thick;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use error::Error;
 
-use bundle::OpenedBundle;
+use bundle::{BundleFormat, OpenedBundle};
 use reference::Reference;
-use relocate::{Plan, RepositoryPrefix};
+use registry::{Registries, RegistryOptions};
+use relocate::{CopyReport, Plan, RemoteSource, Reporter, RepositoryPrefix};
+
+/// How to copy.
+#[derive(Debug, Clone)]
+pub struct RelocateOptions {
+    pub registry: RegistryOptions,
+    /// Transfers in flight.
+    pub concurrency: usize,
+}
+
+impl Default for RelocateOptions {
+    fn default() -> Self {
+        RelocateOptions {
+            registry: RegistryOptions::default(),
+            concurrency: 8,
+        }
+    }
+}
 
 /// Opens BUNDLE, selects its images and maps each under `prefix`. Touches no network and
 /// writes nothing: this is all `--dry-run` does.
@@ -50,4 +70,72 @@ pub fn map_references<S: AsRef<str>>(
     } else {
         Err(errors)
     }
+}
+
+/// Copies every image of `plan` to its relocated reference and, only when all of them were
+/// copied and verified, writes the relocation mapping to `mapping_path` (atomically).
+pub async fn relocate(
+    opened: &OpenedBundle,
+    plan: &Plan,
+    mapping_path: &Path,
+    options: &RelocateOptions,
+    reporter: Reporter,
+) -> Result<CopyReport, Error> {
+    check_mapping_destination(mapping_path)?;
+    let registries = Arc::new(
+        Registries::new(options.registry.clone()).map_err(|e| Error::Config(e.to_string()))?,
+    );
+    let concurrency = options.concurrency.max(1);
+    let report =
+        match opened.format {
+            BundleFormat::Thin => {
+                let source = Arc::new(RemoteSource::new(
+                    registries.clone(),
+                    concurrency,
+                    options.registry.retry.clone(),
+                ));
+                relocate::copy_images(source, &registries, plan, concurrency, reporter).await
+            }
+            BundleFormat::Thick => return Err(Error::Config(
+                "relocating thick bundles is not implemented yet; only --dry-run works for them"
+                    .into(),
+            )),
+        };
+    if !report.succeeded() {
+        return Err(Error::Relocation(report));
+    }
+    plan.mapping()
+        .write_atomically(mapping_path)
+        .map_err(|source| Error::WriteMapping {
+            path: mapping_path.to_path_buf(),
+            source,
+        })?;
+    Ok(report)
+}
+
+/// Fails before anything is copied when the mapping could not be written afterwards.
+fn check_mapping_destination(path: &Path) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fail = |why: String| {
+        Error::Config(format!(
+            "cannot write the relocation mapping {}: {why}",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(fail("it is a directory".into()));
+    }
+    tempfile::Builder::new()
+        .prefix(".relmap-check-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            fail(format!(
+                "{} is not a writable directory ({e})",
+                dir.display()
+            ))
+        })
 }

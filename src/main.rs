@@ -1,11 +1,17 @@
 //! The `cnab-relocate` command line: argument parsing, output and exit codes. The work is in
 //! the library.
 
+mod output;
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use cnab_relocate::registry::RegistryOptions;
+use cnab_relocate::{Error, RelocateOptions};
+use output::{human_bytes, Mode, Output};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -176,7 +182,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     let prefix = args
         .repository_prefix
         .expect("clap requires --repository-prefix");
-    let (_opened, plan) = match cnab_relocate::plan_bundle(&bundle, &prefix) {
+    let (opened, plan) = match cnab_relocate::plan_bundle(&bundle, &prefix) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -198,8 +204,96 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
             }
         };
     }
-    eprintln!(
-        "error: copying images is not implemented yet; use --dry-run to see the mapping. No file was written."
-    );
-    ExitCode::from(1)
+    let mapping_path = args
+        .relocation_mapping
+        .expect("clap requires --relocation-mapping");
+    let mode = match (args.json, args.quiet) {
+        (true, _) => Mode::Json,
+        (false, true) => Mode::Quiet,
+        _ => Mode::Human,
+    };
+    let out = Output::new(mode);
+    let options = RelocateOptions {
+        registry: RegistryOptions {
+            ca_cert_paths: args.registry.ca_cert_path,
+            skip_tls_verify: args.registry.skip_tls_verify,
+            insecure_registries: args.registry.insecure_registry,
+            ..Default::default()
+        },
+        concurrency: usize::from(args.concurrency),
+    };
+    out.line(&format!(
+        "relocating {} image(s) of {} to {}",
+        plan.images.len(),
+        bundle.display(),
+        plan.prefix
+    ));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let reporter = {
+        let out = out.clone();
+        Arc::new(move |e: &cnab_relocate::relocate::Event| out.event(e))
+            as cnab_relocate::relocate::Reporter
+    };
+    let result = runtime.block_on(cnab_relocate::relocate(
+        &opened,
+        &plan,
+        &mapping_path,
+        &options,
+        reporter,
+    ));
+    out.finish();
+    let summary = |report: Option<&cnab_relocate::relocate::CopyReport>, error: Option<&Error>| {
+        let (copied, present, failed, bytes) = report.map_or((0, 0, 0, 0), |r| {
+            let ok = r.images.iter().filter_map(|i| i.outcome.as_ref().ok());
+            (
+                ok.clone().filter(|c| !c.already_present).count(),
+                ok.filter(|c| c.already_present).count(),
+                r.images.iter().filter(|i| i.outcome.is_err()).count(),
+                r.bytes_sent(),
+            )
+        });
+        serde_json::json!({
+            "event": "summary",
+            "success": error.is_none(),
+            "images": plan.images.len(),
+            "copied": copied,
+            "already_present": present,
+            "failed": failed,
+            "bytes_sent": bytes,
+            "seconds": (out.elapsed_secs() * 1000.0).round() / 1000.0,
+            "relocation_mapping": error.is_none().then(|| mapping_path.display().to_string()),
+            "error": error.map(|e| e.to_string()),
+        })
+    };
+    match result {
+        Ok(report) => {
+            out.json(&summary(Some(&report), None));
+            out.line(&format!(
+                "relocated {} image(s), {} sent in {:.1} s; mapping written to {}",
+                report.images.len(),
+                human_bytes(report.bytes_sent()),
+                out.elapsed_secs(),
+                mapping_path.display()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let report = match &e {
+                Error::Relocation(r) => Some(r),
+                _ => None,
+            };
+            out.json(&summary(report, Some(&e)));
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

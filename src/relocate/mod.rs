@@ -1,9 +1,16 @@
-//! From bundle images to relocated references: path mapping, the plan, the mapping file.
+//! From bundle images to relocated references and copies: path mapping, the plan, the copy
+//! (through an [`ImageSource`]), and the mapping file.
 
+pub mod copy;
 pub mod mapping;
 pub mod plan;
 pub mod relmap;
+pub mod remote;
+pub mod source;
 
+pub use copy::{copy_images, CopyReport, Event, Reporter};
 pub use mapping::{map_reference, MappingError, RepositoryPrefix};
 pub use plan::{ManifestSelector, Plan, PlannedImage};
 pub use relmap::RelocationMapping;
+pub use remote::RemoteSource;
+pub use source::{ImageSource, ImageTree, WantedBlob};

@@ -1,0 +1,194 @@
+//! Part of the binary: turns copy events into what the user sees. Human lines on stdout
+//! (progress bars on stderr when it is a terminal), or one JSON object per line (`--json`),
+//! or nothing but errors (`-q`).
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cnab_relocate::relocate::copy::{BlobOutcome, Event};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Human,
+    Json,
+    Quiet,
+}
+
+pub struct Output {
+    mode: Mode,
+    started: Instant,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    blobs: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Output {
+    pub fn new(mode: Mode) -> Arc<Output> {
+        let bars = (mode == Mode::Human && std::io::stderr().is_terminal()).then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let total = multi.add(ProgressBar::new(0));
+            total.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            total.set_prefix("total");
+            Bars {
+                multi,
+                total,
+                blobs: Mutex::new(HashMap::new()),
+            }
+        });
+        Arc::new(Output {
+            mode,
+            started: Instant::now(),
+            bars,
+        })
+    }
+
+    /// A line for the user (above the bars, if any).
+    pub fn line(&self, text: &str) {
+        if self.mode != Mode::Human {
+            return;
+        }
+        match &self.bars {
+            Some(b) => {
+                let _ = b.multi.println(text);
+            }
+            None => {
+                let _ = writeln!(std::io::stdout().lock(), "{text}");
+            }
+        }
+    }
+
+    pub fn json(&self, value: &serde_json::Value) {
+        if self.mode == Mode::Json {
+            let _ = writeln!(std::io::stdout().lock(), "{value}");
+        }
+    }
+
+    pub fn event(&self, event: &Event) {
+        if self.mode == Mode::Json {
+            if !matches!(event, Event::BlobProgress { .. }) {
+                self.json(&serde_json::to_value(event).expect("events serialise"));
+            }
+            return;
+        }
+        self.progress(event);
+        match event {
+            Event::ImageCopied {
+                image,
+                relocated,
+                digest,
+                stats,
+            } => self.line(&format!(
+                "copied  {image} → {relocated}\n        {digest}, {} sent ({} blobs uploaded, {} mounted, {} already there)",
+                human_bytes(stats.bytes_sent),
+                stats.blobs_uploaded,
+                stats.blobs_mounted,
+                stats.blobs_present
+            )),
+            Event::ImageAlreadyPresent {
+                image,
+                relocated,
+                digest,
+            } => self.line(&format!("present {image} → {relocated}\n        {digest}, nothing to send")),
+            Event::ImageFailed { error, .. } => {
+                if let Some(b) = &self.bars {
+                    b.multi.suspend(|| eprintln!("failed  {error}"));
+                } else {
+                    eprintln!("failed  {error}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn progress(&self, event: &Event) {
+        let Some(b) = &self.bars else { return };
+        match event {
+            Event::BlobStarted { digest, size, .. } => {
+                b.total.inc_length(*size);
+                let bar = b.multi.add(ProgressBar::new(*size));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(short(digest).to_string());
+                b.blobs
+                    .lock()
+                    .expect("bars lock")
+                    .insert(digest.clone(), bar);
+            }
+            Event::BlobProgress { digest, bytes } => {
+                b.total.inc(*bytes);
+                if let Some(bar) = b.blobs.lock().expect("bars lock").get(digest) {
+                    bar.inc(*bytes);
+                }
+            }
+            Event::BlobDone {
+                digest, outcome, ..
+            } => {
+                if let Some(bar) = b.blobs.lock().expect("bars lock").remove(digest) {
+                    bar.finish_and_clear();
+                    b.multi.remove(&bar);
+                }
+                if !matches!(outcome, BlobOutcome::Uploaded { .. }) {
+                    b.total.set_message(format!("{} reused", short(digest)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bars {
+            for bar in b
+                .blobs
+                .lock()
+                .expect("bars lock")
+                .drain()
+                .map(|(_, bar)| bar)
+            {
+                bar.finish_and_clear();
+            }
+            b.total.finish_and_clear();
+        }
+    }
+
+    pub fn elapsed_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..hex.len().min(12)]
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,377 @@
+//! Registry authentication: anonymous, Basic, and Bearer tokens from the realm the registry
+//! names in `WWW-Authenticate` (several scopes in one token, so cross-repository mounts work;
+//! identity tokens exchanged with `grant_type=refresh_token`). Tokens are cached per scope set.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{RequestBuilder, StatusCode};
+use tokio::sync::{Mutex, RwLock};
+
+use super::credentials::Credential;
+use super::retry::{is_retryable_status, retry_after, RetryPolicy};
+use super::RegistryError;
+
+/// What the registry asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Anonymous,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        /// A scope the registry says the request needs (e.g. on `insufficient_scope`).
+        scope: Option<String>,
+    },
+}
+
+impl Challenge {
+    /// Parses `WWW-Authenticate` (`Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`).
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, rest) = header
+            .split_once(char::is_whitespace)
+            .unwrap_or((header, ""));
+        let params = parse_params(rest);
+        match scheme.to_ascii_lowercase().as_str() {
+            "basic" => Some(Challenge::Basic),
+            "bearer" => Some(Challenge::Bearer {
+                realm: params.get("realm")?.clone(),
+                service: params.get("service").cloned(),
+                scope: params.get("scope").cloned(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn from_headers(headers: &HeaderMap) -> Option<Challenge> {
+        headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(Challenge::parse)
+            // prefer Bearer when a registry offers both
+            .max_by_key(|c| matches!(c, Challenge::Bearer { .. }))
+    }
+}
+
+/// `key=value` and `key="quoted, with commas"` pairs, comma separated.
+fn parse_params(s: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next() != Some('=') {
+            continue;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value.extend(std::iter::from_fn(|| chars.next_if(|c| *c != ',')));
+        }
+        out.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    out
+}
+
+/// The scope of access to one repository, e.g. `repository:team/app:pull,push`.
+pub fn repository_scope(repository: &str, push: bool) -> String {
+    format!(
+        "repository:{repository}:{}",
+        if push { "pull,push" } else { "pull" }
+    )
+}
+
+struct CachedToken {
+    token: String,
+    expires: Instant,
+}
+
+/// Authentication state for one registry.
+pub struct Authenticator {
+    registry: String,
+    credential: Option<Credential>,
+    challenge: RwLock<Challenge>,
+    tokens: Mutex<HashMap<String, CachedToken>>,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+/// Token endpoint answer (`token` and `access_token` are synonyms).
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+impl Authenticator {
+    pub fn new(
+        registry: String,
+        credential: Option<Credential>,
+        challenge: Challenge,
+        http: reqwest::Client,
+        retry: RetryPolicy,
+    ) -> Self {
+        Authenticator {
+            registry,
+            credential,
+            challenge: RwLock::new(challenge),
+            tokens: Mutex::new(HashMap::new()),
+            http,
+            retry,
+        }
+    }
+
+    /// Adds the `Authorization` the registry wants for `scopes` to `request`.
+    pub async fn authorize(
+        &self,
+        request: RequestBuilder,
+        scopes: &[String],
+    ) -> Result<RequestBuilder, RegistryError> {
+        let challenge = self.challenge.read().await.clone();
+        Ok(match challenge {
+            Challenge::Anonymous => request,
+            Challenge::Basic => match &self.credential {
+                Some(Credential::Basic { username, password }) => {
+                    request.basic_auth(username, Some(password))
+                }
+                _ => request,
+            },
+            Challenge::Bearer { realm, service, .. } => {
+                let token = self.token(&realm, service.as_deref(), scopes, None).await?;
+                request.bearer_auth(token)
+            }
+        })
+    }
+
+    /// Called on a 401: learns the challenge of the response and drops the token it refused,
+    /// so the next [`authorize`](Self::authorize) fetches a fresh one (once; a second 401 is final).
+    pub async fn unauthorized(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[String],
+    ) -> Result<(), RegistryError> {
+        let challenge = Challenge::from_headers(headers).unwrap_or(Challenge::Basic);
+        if matches!(challenge, Challenge::Basic)
+            && !matches!(self.credential, Some(Credential::Basic { .. }))
+        {
+            return Err(RegistryError::Auth {
+                registry: self.registry.clone(),
+                detail: format!(
+                    "the registry requires a user name and password and none is configured for it \
+                     (run `docker login {}` or add it to config.json)",
+                    self.registry
+                ),
+            });
+        }
+        if let Challenge::Bearer {
+            realm,
+            service,
+            scope,
+        } = &challenge
+        {
+            self.tokens.lock().await.remove(&scope_key(scopes));
+            // fetch now, with the scope the registry asked for as well
+            self.token(realm, service.as_deref(), scopes, scope.as_deref())
+                .await?;
+        }
+        *self.challenge.write().await = challenge;
+        Ok(())
+    }
+
+    async fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        extra_scope: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        let key = scope_key(scopes);
+        let mut cache = self.tokens.lock().await;
+        if let Some(t) = cache.get(&key) {
+            if t.expires > Instant::now() {
+                return Ok(t.token.clone());
+            }
+        }
+        let mut all: BTreeSet<&str> = scopes.iter().map(String::as_str).collect();
+        all.extend(extra_scope);
+        let (token, lifetime) = self
+            .fetch_token(realm, service, &all.into_iter().collect::<Vec<_>>())
+            .await?;
+        // renew a little early so a token does not expire in flight
+        let margin = Duration::from_secs(10).min(lifetime / 2);
+        cache.insert(
+            key,
+            CachedToken {
+                token: token.clone(),
+                expires: Instant::now() + lifetime - margin,
+            },
+        );
+        Ok(token)
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[&str],
+    ) -> Result<(String, Duration), RegistryError> {
+        let auth_err = |detail: String| RegistryError::Auth {
+            registry: self.registry.clone(),
+            detail,
+        };
+        let mut attempt = 0;
+        loop {
+            let request = match &self.credential {
+                Some(Credential::IdentityToken(refresh)) => {
+                    let mut form: Vec<(&str, &str)> = vec![
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh),
+                        ("client_id", "cnab-relocate"),
+                    ];
+                    form.extend(service.map(|s| ("service", s)));
+                    let joined = scopes.join(" ");
+                    if !joined.is_empty() {
+                        form.push(("scope", &joined));
+                    }
+                    self.http.post(realm).form(&form)
+                }
+                other => {
+                    let mut query: Vec<(&str, &str)> =
+                        service.map(|s| ("service", s)).into_iter().collect();
+                    query.extend(scopes.iter().map(|s| ("scope", *s)));
+                    let request = self.http.get(realm).query(&query);
+                    match other {
+                        Some(Credential::Basic { username, password }) => {
+                            request.basic_auth(username, Some(password))
+                        }
+                        _ => request,
+                    }
+                }
+            };
+            let last = attempt + 1 >= self.retry.max_attempts;
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if !last && super::client::is_retryable_error(&e) => {
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(auth_err(format!(
+                        "cannot reach the token service {realm}: {}",
+                        super::client::error_chain(&e)
+                    )))
+                }
+            };
+            let status = response.status();
+            if is_retryable_status(status) && !last {
+                tokio::time::sleep(self.retry.delay(attempt, retry_after(response.headers())))
+                    .await;
+                attempt += 1;
+                continue;
+            }
+            if !status.is_success() {
+                let body = super::client::error_message(response).await;
+                let hint = match (status, &self.credential) {
+                    (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, None) => {
+                        " (no credentials are configured for this registry; run `docker login`)"
+                    }
+                    (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Some(_)) => {
+                        " (the configured credentials were refused; check config.json or run `docker login` again)"
+                    }
+                    _ => "",
+                };
+                return Err(auth_err(format!(
+                    "token service {realm} answered {status}: {body}{hint}"
+                )));
+            }
+            let parsed: TokenResponse = response.json().await.map_err(|e| {
+                auth_err(format!(
+                    "token service {realm} sent an unreadable answer: {e}"
+                ))
+            })?;
+            let token = parsed
+                .token
+                .or(parsed.access_token)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| auth_err(format!("token service {realm} sent no token")))?;
+            // the Docker token spec's default lifetime is 60 s
+            let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(1));
+            return Ok((token, lifetime));
+        }
+    }
+}
+
+fn scope_key(scopes: &[String]) -> String {
+    let mut sorted: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges_with_commas_in_quotes() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull,push",error="insufficient_scope""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/ubuntu:pull,push".into()),
+            }
+        );
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="test-realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            Challenge::parse("bearer realm=http://127.0.0.1:1/token"),
+            Some(Challenge::Bearer {
+                realm: "http://127.0.0.1:1/token".into(),
+                service: None,
+                scope: None
+            })
+        );
+        assert_eq!(Challenge::parse("Negotiate abc"), None);
+        assert_eq!(
+            Challenge::parse("Bearer service=x"),
+            None,
+            "realm is required"
+        );
+    }
+
+    #[test]
+    fn scope_keys_ignore_order_and_duplicates() {
+        let a = scope_key(&["b".into(), "a".into(), "a".into()]);
+        assert_eq!(a, "a b");
+        assert_eq!(
+            repository_scope("t/app", true),
+            "repository:t/app:pull,push"
+        );
+    }
+}

@@ -1,0 +1,664 @@
+//! One registry host: endpoint discovery (`/v2/` ping), authenticated requests with retries,
+//! and the manifest and blob operations of the distribution API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use tokio::sync::OnceCell;
+
+use super::auth::{repository_scope, Authenticator, Challenge};
+use super::manifest::{Manifest, ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE};
+use super::retry::{is_retryable_status, retry_after, RetryPolicy};
+use super::transport::{api_host, RegistryOptions, SchemePolicy};
+use super::{credentials, RegistryError};
+use crate::reference::Digest;
+use crate::relocate::ManifestSelector;
+
+/// Every registry a run talks to, each set up once (ping, credentials, tokens).
+pub struct Registries {
+    options: RegistryOptions,
+    http: reqwest::Client,
+    hosts: std::sync::Mutex<HashMap<String, Arc<Registry>>>,
+}
+
+impl Registries {
+    pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
+        let http = options.http_client()?;
+        Ok(Registries {
+            options,
+            http,
+            hosts: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The registry of a reference's domain (`docker.io`, `127.0.0.1:5000`).
+    pub fn get(&self, domain: &str) -> Arc<Registry> {
+        let mut hosts = self.hosts.lock().expect("registry map lock");
+        hosts
+            .entry(domain.to_string())
+            .or_insert_with(|| {
+                Arc::new(Registry {
+                    domain: domain.to_string(),
+                    host: api_host(domain).to_string(),
+                    policy: self.options.scheme_policy(api_host(domain)),
+                    http: self.http.clone(),
+                    retry: self.options.retry.clone(),
+                    endpoint: OnceCell::new(),
+                })
+            })
+            .clone()
+    }
+}
+
+struct Endpoint {
+    base: Url,
+    auth: Authenticator,
+}
+
+/// One registry host.
+pub struct Registry {
+    domain: String,
+    host: String,
+    policy: SchemePolicy,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    endpoint: OnceCell<Endpoint>,
+}
+
+/// Result of asking the registry to mount a blob from another repository.
+pub enum MountOutcome {
+    Mounted,
+    /// The registry did not mount and opened an upload session instead.
+    Upload(Url),
+}
+
+impl Registry {
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Pings `/v2/` once per run to learn the scheme and the auth challenge.
+    async fn endpoint(&self) -> Result<&Endpoint, RegistryError> {
+        self.endpoint.get_or_try_init(|| self.discover()).await
+    }
+
+    async fn discover(&self) -> Result<Endpoint, RegistryError> {
+        let domain = self.domain.clone();
+        let credential = tokio::task::spawn_blocking(move || credentials::lookup(&domain))
+            .await
+            .unwrap_or(None);
+        let https = Url::parse(&format!("https://{}/v2/", self.host))
+            .map_err(|e| self.protocol(format!("bad host: {e}")))?;
+        let https_error = match self.ping(&https).await {
+            Ok(challenge) => return Ok(self.make_endpoint(https, credential, challenge)),
+            Err(e) => e,
+        };
+        if self.policy == SchemePolicy::HttpsThenHttp
+            && !matches!(https_error, RegistryError::Status { .. })
+        {
+            let http = Url::parse(&format!("http://{}/v2/", self.host))
+                .map_err(|e| self.protocol(e.to_string()))?;
+            match self.ping(&http).await {
+                Ok(challenge) => {
+                    tracing::debug!(
+                        "{}: HTTPS failed ({https_error}); using plain HTTP",
+                        self.domain
+                    );
+                    return Ok(self.make_endpoint(http, credential, challenge));
+                }
+                Err(e) => tracing::debug!("{}: plain HTTP failed too: {e}", self.domain),
+            }
+        }
+        Err(https_error)
+    }
+
+    fn make_endpoint(
+        &self,
+        ping_url: Url,
+        credential: Option<credentials::Credential>,
+        challenge: Challenge,
+    ) -> Endpoint {
+        let mut base = ping_url;
+        base.set_path("/");
+        Endpoint {
+            auth: Authenticator::new(
+                self.domain.clone(),
+                credential,
+                challenge,
+                self.http.clone(),
+                self.retry.clone(),
+            ),
+            base,
+        }
+    }
+
+    async fn ping(&self, url: &Url) -> Result<Challenge, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            let last = attempt + 1 >= self.retry.max_attempts;
+            match self.http.get(url.clone()).send().await {
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
+                    return Challenge::from_headers(r.headers()).ok_or_else(|| {
+                        self.protocol(
+                            "answered 401 without a usable WWW-Authenticate challenge".into(),
+                        )
+                    })
+                }
+                Ok(r) if r.status().is_success() => return Ok(Challenge::Anonymous),
+                Ok(r) if is_retryable_status(r.status()) && !last => {
+                    tokio::time::sleep(self.retry.delay(attempt, retry_after(r.headers()))).await;
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let message = error_message(r).await;
+                    return Err(RegistryError::Status {
+                        registry: self.domain.clone(),
+                        operation: format!("GET {url} (is this a registry?)"),
+                        status: status.as_u16(),
+                        message,
+                    });
+                }
+                Err(e) if !last && is_retryable_error(&e) => {
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                }
+                Err(e) => return Err(self.transport(&format!("GET {url}"), &e)),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Sends a request built by `build` (called again for every attempt) with authorization,
+    /// re-authenticating once on 401 and retrying what may heal.
+    async fn send(
+        &self,
+        operation: &str,
+        scopes: &[String],
+        build: impl Fn(&reqwest::Client, &Url) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let endpoint = self.endpoint().await?;
+        let mut attempt = 0;
+        let mut reauthenticated = false;
+        loop {
+            let last = attempt + 1 >= self.retry.max_attempts;
+            let request = endpoint
+                .auth
+                .authorize(build(&self.http, &endpoint.base), scopes)
+                .await?;
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if !last && is_retryable_error(&e) => {
+                    tracing::debug!(
+                        "{}: {operation}: {} (retrying)",
+                        self.domain,
+                        error_chain(&e)
+                    );
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(self.transport(operation, &e)),
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+                endpoint
+                    .auth
+                    .unauthorized(response.headers(), scopes)
+                    .await?;
+                reauthenticated = true;
+                continue;
+            }
+            if is_retryable_status(status) && !last {
+                let wait = self.retry.delay(attempt, retry_after(response.headers()));
+                tracing::debug!(
+                    "{}: {operation}: {status} (retrying in {wait:?})",
+                    self.domain
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    /// Sends a request whose body cannot be replayed (a streamed blob): authorization but no
+    /// retry; the caller retries the whole transfer.
+    async fn send_once(
+        &self,
+        operation: &str,
+        scopes: &[String],
+        request: RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let endpoint = self.endpoint().await?;
+        let request = endpoint.auth.authorize(request, scopes).await?;
+        request
+            .send()
+            .await
+            .map_err(|e| self.transport(operation, &e))
+    }
+
+    async fn url(&self, path: &str) -> Result<Url, RegistryError> {
+        let endpoint = self.endpoint().await?;
+        endpoint
+            .base
+            .join(path)
+            .map_err(|e| self.protocol(format!("bad URL {path}: {e}")))
+    }
+
+    /// GET a manifest, checking its bytes against the digest asked for (or the one the
+    /// registry reports when asked by tag).
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> Result<Manifest, RegistryError> {
+        let op = format!("GET manifest {repository}:{selector}");
+        let path = format!("v2/{repository}/manifests/{selector}");
+        let scopes = [repository_scope(repository, false)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.get(base.join(&path).expect("valid path"))
+                    .header(ACCEPT, ACCEPT_MANIFESTS)
+            })
+            .await?;
+        let response = self
+            .expect_success(&op, response, &[StatusCode::OK])
+            .await?;
+        let content_type = header_str(response.headers(), CONTENT_TYPE);
+        let reported = header_str(response.headers(), "docker-content-digest")
+            .and_then(|d| d.parse::<Digest>().ok());
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_MANIFEST_SIZE as u64)
+        {
+            return Err(self.protocol(format!(
+                "{op}: manifest larger than {MAX_MANIFEST_SIZE} bytes"
+            )));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport(&op, &e))?;
+        let expected = match selector {
+            ManifestSelector::Digest(d) => Some(d.clone()),
+            ManifestSelector::Tag(_) => reported,
+        };
+        Manifest::new(bytes, content_type.as_deref(), expected.as_ref()).map_err(|e| {
+            RegistryError::Manifest {
+                registry: self.domain.clone(),
+                operation: op,
+                source: Box::new(e),
+            }
+        })
+    }
+
+    /// The digest a manifest has in the repository, or `None` when it is not there.
+    pub async fn head_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let op = format!("HEAD manifest {repository}:{selector}");
+        let path = format!("v2/{repository}/manifests/{selector}");
+        let scopes = [repository_scope(repository, false)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.head(base.join(&path).expect("valid path"))
+                    .header(ACCEPT, ACCEPT_MANIFESTS)
+            })
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = self
+            .expect_success(&op, response, &[StatusCode::OK])
+            .await?;
+        match header_str(response.headers(), "docker-content-digest") {
+            Some(d) => d
+                .parse()
+                .map(Some)
+                .map_err(|e| self.protocol(format!("{op}: bad Docker-Content-Digest: {e}"))),
+            None => Err(self.protocol(format!("{op}: the registry sent no Docker-Content-Digest"))),
+        }
+    }
+
+    /// PUT a manifest's raw bytes with its own media type, by tag or by digest.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+        manifest: &Manifest,
+    ) -> Result<(), RegistryError> {
+        let op = format!("PUT manifest {repository}:{selector}");
+        let path = format!("v2/{repository}/manifests/{selector}");
+        let scopes = [repository_scope(repository, true)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.put(base.join(&path).expect("valid path"))
+                    .header(CONTENT_TYPE, &manifest.media_type)
+                    .body(manifest.bytes.clone())
+            })
+            .await?;
+        let response = self
+            .expect_success(&op, response, &[StatusCode::CREATED, StatusCode::OK])
+            .await?;
+        if let Some(d) = header_str(response.headers(), "docker-content-digest") {
+            if d != manifest.digest.to_string() {
+                return Err(self.protocol(format!(
+                    "{op}: the registry stored it as {d}, not {}; it changed the manifest",
+                    manifest.digest
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the repository holds the blob.
+    pub async fn blob_exists(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        push_scope: bool,
+    ) -> Result<bool, RegistryError> {
+        let op = format!("HEAD blob {repository}@{digest}");
+        let path = format!("v2/{repository}/blobs/{digest}");
+        let scopes = [repository_scope(repository, push_scope)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.head(base.join(&path).expect("valid path"))
+            })
+            .await?;
+        match response.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => self.expect_success(&op, response, &[]).await.map(|_| false),
+        }
+    }
+
+    /// GET a blob; the caller streams and verifies the body.
+    pub async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Response, RegistryError> {
+        let op = format!("GET blob {repository}@{digest}");
+        let path = format!("v2/{repository}/blobs/{digest}");
+        let scopes = [repository_scope(repository, false)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.get(base.join(&path).expect("valid path"))
+            })
+            .await?;
+        self.expect_success(&op, response, &[StatusCode::OK]).await
+    }
+
+    /// Asks the registry to mount `digest` from `from` into `repository`; one token carries
+    /// both scopes, or a token registry silently refuses the mount.
+    pub async fn mount_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<MountOutcome, RegistryError> {
+        let op = format!("mount blob {digest} from {from} into {repository}");
+        let path = format!("v2/{repository}/blobs/uploads/");
+        let scopes = [
+            repository_scope(repository, true),
+            repository_scope(from, false),
+        ];
+        let digest_s = digest.to_string();
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.post(base.join(&path).expect("valid path"))
+                    .query(&[("mount", digest_s.as_str()), ("from", from)])
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(MountOutcome::Mounted),
+            StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&op, &response).await?)),
+            _ => self
+                .expect_success(&op, response, &[])
+                .await
+                .map(|_| MountOutcome::Mounted),
+        }
+    }
+
+    /// Opens an upload session.
+    pub async fn start_upload(&self, repository: &str) -> Result<Url, RegistryError> {
+        let op = format!("start upload to {repository}");
+        let path = format!("v2/{repository}/blobs/uploads/");
+        let scopes = [repository_scope(repository, true)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.post(base.join(&path).expect("valid path"))
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        let response = self
+            .expect_success(&op, response, &[StatusCode::ACCEPTED])
+            .await?;
+        self.location(&op, &response).await
+    }
+
+    /// Streams `body` into an upload session (PATCH); returns the session's next location.
+    pub async fn upload_chunk(
+        &self,
+        repository: &str,
+        session: Url,
+        body: reqwest::Body,
+        length: Option<u64>,
+    ) -> Result<Url, RegistryError> {
+        let op = format!("upload to {repository}");
+        let scopes = [repository_scope(repository, true)];
+        let mut request = self
+            .http
+            .request(Method::PATCH, session)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        if let Some(n) = length {
+            request = request.header(CONTENT_LENGTH, n);
+        }
+        let response = self.send_once(&op, &scopes, request).await?;
+        let response = self
+            .expect_success(
+                &op,
+                response,
+                &[
+                    StatusCode::ACCEPTED,
+                    StatusCode::NO_CONTENT,
+                    StatusCode::CREATED,
+                ],
+            )
+            .await?;
+        self.location(&op, &response).await
+    }
+
+    /// Commits an upload session under `digest` (the registry checks it too).
+    pub async fn commit_upload(
+        &self,
+        repository: &str,
+        session: Url,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let op = format!("commit blob {digest} in {repository}");
+        let scopes = [repository_scope(repository, true)];
+        let mut url = session;
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let response = self
+            .send(&op, &scopes, |http, _| {
+                http.put(url.clone()).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        self.expect_success(
+            &op,
+            response,
+            &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Abandons an upload session (best effort: the registry purges stale ones anyway).
+    pub async fn cancel_upload(&self, repository: &str, session: Url) {
+        let scopes = [repository_scope(repository, true)];
+        let request = self.http.delete(session);
+        let _ = self.send_once("cancel upload", &scopes, request).await;
+    }
+
+    async fn location(&self, op: &str, response: &Response) -> Result<Url, RegistryError> {
+        let location = header_str(response.headers(), LOCATION).ok_or_else(|| {
+            self.protocol(format!(
+                "{op}: the registry sent no Location for the upload"
+            ))
+        })?;
+        self.url(&location).await
+    }
+
+    async fn expect_success(
+        &self,
+        op: &str,
+        response: Response,
+        ok: &[StatusCode],
+    ) -> Result<Response, RegistryError> {
+        let status = response.status();
+        if ok.contains(&status) || (ok.is_empty() && status.is_success()) {
+            return Ok(response);
+        }
+        let message = error_message(response).await;
+        Err(RegistryError::Status {
+            registry: self.domain.clone(),
+            operation: op.to_string(),
+            status: status.as_u16(),
+            message,
+        })
+    }
+
+    fn transport(&self, op: &str, e: &reqwest::Error) -> RegistryError {
+        RegistryError::Transport {
+            registry: self.domain.clone(),
+            operation: op.to_string(),
+            detail: error_chain(e),
+            retryable: is_retryable_error(e),
+        }
+    }
+
+    fn protocol(&self, detail: String) -> RegistryError {
+        RegistryError::Protocol {
+            registry: self.domain.clone(),
+            detail,
+        }
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Connection-level failures that a new attempt may not hit; TLS certificate problems will.
+pub(crate) fn is_retryable_error(e: &reqwest::Error) -> bool {
+    if is_tls_error(e) {
+        return false;
+    }
+    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode()
+}
+
+fn is_tls_error(e: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // io::Error::source() skips the error it wraps, so descend into it by hand
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    false
+}
+
+/// "error sending request: connection refused" rather than only the outermost message; URLs
+/// are left out (upload URLs carry opaque state).
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        let text = if let Some(re) = s.downcast_ref::<reqwest::Error>() {
+            let mut re_text = re.to_string();
+            if let Some(url) = re.url() {
+                re_text = re_text.replace(&format!(" for url ({url})"), "");
+            }
+            re_text
+        } else {
+            s.to_string()
+        };
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    let mut out = parts.join(": ");
+    if is_tls_error(e) {
+        out.push_str(
+            " (TLS: trust the registry's CA with --ca-cert-path, or use --skip-tls-verify)",
+        );
+    }
+    out
+}
+
+/// The registry's own error text: `CODE: message` entries of a distribution error body.
+pub(crate) async fn error_message(response: Response) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        errors: Option<Vec<Entry>>,
+        error: Option<String>,
+        details: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        code: Option<String>,
+        message: Option<String>,
+        detail: Option<serde_json::Value>,
+    }
+    let bytes: Bytes = response.bytes().await.unwrap_or_default();
+    let bytes = &bytes[..bytes.len().min(64 * 1024)];
+    if let Ok(body) = serde_json::from_slice::<Body>(bytes) {
+        if let Some(errors) = body.errors.filter(|e| !e.is_empty()) {
+            return errors
+                .iter()
+                .map(|e| {
+                    let mut s = [e.code.as_deref(), e.message.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(": ");
+                    if let Some(detail) = e.detail.as_ref().filter(|d| !d.is_null()) {
+                        s.push_str(&format!(" ({detail})"));
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+        if let Some(e) = body.error.or(body.details) {
+            return e;
+        }
+    }
+    let text = String::from_utf8_lossy(bytes).trim().to_string();
+    if text.is_empty() {
+        "(no message)".to_string()
+    } else {
+        text.chars().take(500).collect()
+    }
+}

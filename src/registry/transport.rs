@@ -1,0 +1,164 @@
+//! HTTP transport settings: TLS roots, certificate checks, and which schemes a registry is
+//! spoken to with.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::retry::RetryPolicy;
+use super::RegistryError;
+
+/// How registries are reached (the CLI's registry flags).
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Extra PEM files of CA certificates to trust, besides the system's.
+    pub ca_cert_paths: Vec<PathBuf>,
+    /// Accept any certificate, and allow plain HTTP when HTTPS fails.
+    pub skip_tls_verify: bool,
+    /// `HOST` or `HOST:PORT` that may be spoken to over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    pub retry: RetryPolicy,
+}
+
+/// Schemes to try, in order, for one registry host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemePolicy {
+    HttpsOnly,
+    /// HTTPS first; plain HTTP when HTTPS cannot be spoken (Docker's rule for insecure
+    /// registries and loopback hosts).
+    HttpsThenHttp,
+}
+
+impl RegistryOptions {
+    pub fn scheme_policy(&self, host: &str) -> SchemePolicy {
+        let bare = host_without_port(host);
+        let listed = self
+            .insecure_registries
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(host) || r.eq_ignore_ascii_case(bare));
+        if listed || self.skip_tls_verify || is_loopback(bare) {
+            SchemePolicy::HttpsThenHttp
+        } else {
+            SchemePolicy::HttpsOnly
+        }
+    }
+
+    /// One HTTP client for every registry: HTTP/1.1 (a connection per transfer keeps large
+    /// uploads from sharing one flow-control window), rustls with system roots plus ours.
+    pub fn http_client(&self) -> Result<reqwest::Client, RegistryError> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .http1_only()
+            .user_agent(concat!("cnab-relocate/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(300))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .danger_accept_invalid_certs(self.skip_tls_verify);
+        for path in &self.ca_cert_paths {
+            let pem = std::fs::read(path).map_err(|e| RegistryError::Config {
+                detail: format!("cannot read CA certificate file {}: {e}", path.display()),
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
+                    detail: format!("{} holds no usable PEM certificate: {e}", path.display()),
+                })?;
+            if certs.is_empty() {
+                return Err(RegistryError::Config {
+                    detail: format!("{} holds no PEM certificate", path.display()),
+                });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build().map_err(|e| RegistryError::Config {
+            detail: format!("cannot set up HTTPS: {e}"),
+        })
+    }
+}
+
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// localhost, 127.0.0.0/8 and ::1.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// The API host of a registry domain: Docker Hub's API is not at docker.io.
+pub fn api_host(domain: &str) -> &str {
+    match domain {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_policy() {
+        let opts = RegistryOptions {
+            insecure_registries: vec!["lab.example.com:5000".into(), "other.example".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            opts.scheme_policy("registry.example.com"),
+            SchemePolicy::HttpsOnly
+        );
+        assert_eq!(
+            opts.scheme_policy("lab.example.com:5000"),
+            SchemePolicy::HttpsThenHttp
+        );
+        assert_eq!(
+            opts.scheme_policy("lab.example.com:5001"),
+            SchemePolicy::HttpsOnly
+        );
+        assert_eq!(
+            opts.scheme_policy("other.example:443"),
+            SchemePolicy::HttpsThenHttp
+        );
+        for loopback in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:1234",
+            "127.9.9.9",
+            "[::1]:5000",
+        ] {
+            assert_eq!(
+                opts.scheme_policy(loopback),
+                SchemePolicy::HttpsThenHttp,
+                "{loopback}"
+            );
+        }
+        assert_eq!(opts.scheme_policy("128.0.0.1"), SchemePolicy::HttpsOnly);
+        let skip = RegistryOptions {
+            skip_tls_verify: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            skip.scheme_policy("registry.example.com"),
+            SchemePolicy::HttpsThenHttp
+        );
+    }
+
+    #[test]
+    fn docker_hub_api_host() {
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+}
