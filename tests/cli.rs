@@ -1,12 +1,11 @@
 //! The command line without a registry: dry-run, `map`, input errors and exit codes.
 
-#[path = "support/archive.rs"]
-mod archive;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use archive::{tgz, Entry};
+use support::archive::{tgz, Entry};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cnab-relocate"))

@@ -1,0 +1,230 @@
+//! An HTTP proxy in front of a real registry that logs every request and injects faults a
+//! real registry cannot be made to show: 5xx/429 bursts, connections dropped mid-body,
+//! corrupted bytes. It forwards the client's `Host`, so the registry's upload `Location`s
+//! point back at the proxy.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status (and `Retry-After` seconds, if given) instead of forwarding.
+    Status(u16, Option<u64>),
+    /// Forward, but cut the response body after this many bytes (the connection dies).
+    DropAfter(usize),
+    /// Forward, flipping one byte of the response body.
+    Corrupt,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub method: &'static str,
+    /// Matches when the path (with query) contains this.
+    pub path_contains: String,
+    pub fault: Fault,
+    /// How many matching requests get the fault.
+    pub times: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub faulted: bool,
+}
+
+pub struct Proxy {
+    pub port: u16,
+    log: Arc<Mutex<Vec<Logged>>>,
+    rules: Arc<Mutex<Vec<Rule>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+struct State {
+    upstream: String,
+    client: reqwest::Client,
+    log: Arc<Mutex<Vec<Logged>>>,
+    rules: Arc<Mutex<Vec<Rule>>>,
+}
+
+impl Proxy {
+    /// A proxy to `upstream` (`http://127.0.0.1:PORT`).
+    pub fn start(upstream: &str) -> Proxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rules = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            log: log.clone(),
+            rules: rules.clone(),
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Proxy {
+            port,
+            log,
+            rules,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn add(&self, rule: Rule) {
+        self.rules.lock().unwrap().push(rule);
+    }
+
+    pub fn log(&self) -> Vec<Logged> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, method: &str, path_contains: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|l| l.method == method && l.path.contains(path_contains))
+            .count()
+    }
+
+    pub fn clear_log(&self) {
+        self.log.lock().unwrap().clear();
+    }
+}
+
+async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let fault = {
+        let mut rules = st.rules.lock().unwrap();
+        rules
+            .iter_mut()
+            .find(|r| r.times > 0 && r.method == method && path.contains(&r.path_contains))
+            .map(|r| {
+                r.times -= 1;
+                r.fault.clone()
+            })
+    };
+    let record = |status: u16, faulted: bool| {
+        st.log.lock().unwrap().push(Logged {
+            method: method.clone(),
+            path: path.clone(),
+            status,
+            faulted,
+        })
+    };
+    if let Some(Fault::Status(code, retry_after)) = &fault {
+        record(*code, true);
+        let mut resp = Response::builder()
+            .status(*code)
+            .header("content-type", "application/json");
+        if let Some(s) = retry_after {
+            resp = resp.header("retry-after", s.to_string());
+        }
+        let body =
+            format!(r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault {code}"}}]}}"#);
+        return Ok(resp.body(full(body)).unwrap());
+    }
+    let mut upstream = st
+        .client
+        .request(req.method().clone(), format!("{}{}", st.upstream, path));
+    for (k, v) in req.headers() {
+        upstream = upstream.header(k, v);
+    }
+    let body_stream = req.into_body().into_data_stream();
+    let resp = match upstream
+        .body(reqwest::Body::wrap_stream(body_stream))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            record(502, false);
+            return Ok(Response::builder()
+                .status(502)
+                .body(full(e.to_string()))
+                .unwrap());
+        }
+    };
+    let status = resp.status().as_u16();
+    record(status, fault.is_some());
+    let mut builder = Response::builder().status(status);
+    for (k, v) in resp.headers() {
+        builder = builder.header(k, v);
+    }
+    let stream = resp.bytes_stream().map_err(|e| Box::new(e) as BoxError);
+    let body: Body = match fault {
+        Some(Fault::DropAfter(limit)) => {
+            let mut sent = 0usize;
+            let s = stream.map(move |chunk| {
+                let chunk = chunk?;
+                if sent + chunk.len() > limit {
+                    return Err::<Bytes, BoxError>("connection dropped by the test proxy".into());
+                }
+                sent += chunk.len();
+                Ok(chunk)
+            });
+            BodyExt::boxed(StreamBody::new(s.map_ok(Frame::data)))
+        }
+        Some(Fault::Corrupt) => {
+            let mut first = true;
+            let s = stream.map_ok(move |chunk| {
+                if first && !chunk.is_empty() {
+                    first = false;
+                    let mut v = chunk.to_vec();
+                    v[0] ^= 0xff;
+                    return Bytes::from(v);
+                }
+                chunk
+            });
+            BodyExt::boxed(StreamBody::new(s.map_ok(Frame::data)))
+        }
+        _ => BodyExt::boxed(StreamBody::new(stream.map_ok(Frame::data))),
+    };
+    Ok(builder.body(body).unwrap())
+}
+
+fn full(s: String) -> Body {
+    Full::new(Bytes::from(s))
+        .map_err(|never| match never {})
+        .boxed()
+}

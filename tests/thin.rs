@@ -1,0 +1,789 @@
+//! Thin bundles relocated between real registries (Debian's docker-registry on 127.0.0.1),
+//! results checked with skopeo.
+
+mod support;
+
+use support::fixtures::{skopeo_digest, skopeo_raw};
+use support::proxy::{Fault, Proxy, Rule};
+use support::registry::{Mode, TestRegistry, PASSWORD, USER};
+use support::{docker_config, populate, run_with, write_bundle};
+
+const KIB: usize = 1024;
+
+fn mapped(relmap: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(&std::fs::read(relmap).unwrap())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+/// `host:port/path:tag` → `host:port/path`
+fn repository_of(reference: &str) -> &str {
+    let slash = reference.rfind('/').unwrap();
+    match reference[slash..].find([':', '@']) {
+        Some(i) => &reference[..slash + i],
+        None => reference,
+    }
+}
+
+#[test]
+fn relocates_every_manifest_kind_keeping_digests_and_reruns_send_nothing() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 512 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let (plain_ref, plain_digest) = &images.oci_plain;
+    let pinned = format!("{}@{plain_digest}", repository_of(plain_ref));
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.multi.0],
+        &[
+            ("plain", serde_json::json!({"image": plain_ref})),
+            (
+                "docker",
+                serde_json::json!({"image": images.docker.0, "imageType": "docker"}),
+            ),
+            (
+                "list",
+                serde_json::json!({"image": images.docker_list.0, "contentDigest": images.docker_list.1}),
+            ),
+            ("deep", serde_json::json!({"image": images.deep.0})),
+            ("pinned", serde_json::json!({"image": pinned})),
+        ],
+    );
+    let bundle_before = std::fs::read(&bundle).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let prefix = format!("{}/reloc/team", target.host());
+    let empty_config = tempfile::tempdir().unwrap();
+    let args = [
+        bundle.to_str().unwrap(),
+        "-p",
+        &prefix,
+        "-m",
+        relmap.to_str().unwrap(),
+    ];
+    let first = run_with(&args, empty_config.path(), &[]);
+    first.assert_ok();
+    assert!(first.stdout.contains("copied"), "{}", first.stdout);
+
+    // the mapping is exactly what --dry-run predicts
+    let dry = run_with(
+        &[bundle.to_str().unwrap(), "-p", &prefix, "--dry-run"],
+        empty_config.path(),
+        &[],
+    );
+    assert_eq!(std::fs::read(&relmap).unwrap(), dry.stdout.as_bytes());
+    let map = mapped(&relmap);
+    assert_eq!(map.len(), 6);
+
+    // every relocated reference serves the source's exact manifest bytes
+    let opts = target.skopeo_opts("src");
+    let src_opts = source.skopeo_opts("src");
+    for (original, digest) in images.all() {
+        let relocated = map[&original].as_str().unwrap();
+        assert!(relocated.starts_with(&prefix), "{relocated}");
+        assert_eq!(
+            &skopeo_digest(relocated, &opts),
+            &digest,
+            "{original} → {relocated}"
+        );
+        assert_eq!(
+            skopeo_raw(relocated, &opts),
+            skopeo_raw(&original, &src_opts)
+        );
+    }
+    let pinned_relocated = map[&pinned].as_str().unwrap();
+    assert!(pinned_relocated.ends_with(&format!("@{plain_digest}")));
+    assert_eq!(&skopeo_digest(pinned_relocated, &opts), plain_digest);
+    // the index's children are there by digest
+    for child in ["amd64", "arm64"] {
+        let d = images.layout.descriptor(child).digest;
+        let repo = repository_of(map[&images.multi.0].as_str().unwrap());
+        assert_eq!(skopeo_digest(&format!("{repo}@{d}"), &opts), d);
+    }
+    assert_eq!(
+        std::fs::read(&bundle).unwrap(),
+        bundle_before,
+        "bundle untouched"
+    );
+
+    // a second run finds everything in place and sends no blob
+    let again = run_with(&[&args[..], &["--json"]].concat(), empty_config.path(), &[]);
+    again.assert_ok();
+    assert_eq!(
+        again.count_events("image_already_present"),
+        6,
+        "{}",
+        again.stdout
+    );
+    assert_eq!(again.count_events("blob_started"), 0);
+    assert_eq!(again.count_events("blob_done"), 0);
+    let summary = again.events().pop().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["success"], true);
+    assert_eq!(summary["bytes_sent"], 0);
+}
+
+#[test]
+fn a_shared_base_layer_crosses_the_wire_once_and_is_mounted_elsewhere() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 1024 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let refs: Vec<String> = images.all().into_iter().map(|(r, _)| r).collect();
+    let bundle = write_bundle(
+        work.path(),
+        &[&refs[0]],
+        &refs[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (["b", "c", "d", "e"][i], serde_json::json!({"image": r})))
+            .collect::<Vec<_>>(),
+    );
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/mirror", target.host());
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+            "--json",
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    let outcomes = run.blob_outcomes(&images.base_layer);
+    assert_eq!(outcomes.len(), 5, "one per target repository: {outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "uploaded").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "mounted").count(),
+        4,
+        "{outcomes:?}"
+    );
+    let summary = run.events().pop().unwrap();
+    let sent = summary["bytes_sent"].as_u64().unwrap();
+    assert!(
+        sent < 2 * 1024 * 1024,
+        "the 1 MiB base layer was sent once: {sent}"
+    );
+    for e in run.events().iter().filter(|e| e["event"] == "image_copied") {
+        assert!(
+            e["blobs_uploaded"].as_u64().is_some() && e["bytes_sent"].as_u64().is_some(),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn relocating_within_one_registry_mounts_from_the_source() {
+    let registry = TestRegistry::start(Mode::Plain);
+    let images = populate(&registry, 256 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.multi.0],
+        &[("x", serde_json::json!({"image": images.docker.0}))],
+    );
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/relocated", registry.host());
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+            "--json",
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(
+        run.count_events("blob_started"),
+        0,
+        "nothing uploaded: {}",
+        run.stdout
+    );
+    assert!(run.events().iter().any(|e| e["event"] == "blob_done"
+        && e["outcome"]["how"] == "mounted"
+        && e["outcome"]["from"] == "team/multi"));
+    let map = mapped(&relmap);
+    assert_eq!(
+        skopeo_digest(
+            map[&images.multi.0].as_str().unwrap(),
+            &registry.skopeo_opts("src")
+        ),
+        images.multi.1
+    );
+}
+
+#[test]
+fn htpasswd_registries_use_docker_config_and_never_print_secrets() {
+    let source = TestRegistry::start(Mode::Htpasswd);
+    let target = TestRegistry::start(Mode::Htpasswd);
+    let images = populate(&source, 128 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.multi.0],
+        &[("d", serde_json::json!({"image": images.docker_list.0}))],
+    );
+    let relmap = work.path().join("relmap.json");
+    let prefix = format!("{}/secure", target.host());
+    let args = [
+        bundle.to_str().unwrap(),
+        "-p",
+        &prefix,
+        "-m",
+        relmap.to_str().unwrap(),
+    ];
+
+    // no credentials: a clear authentication error, nothing written
+    let empty = tempfile::tempdir().unwrap();
+    let run = run_with(&args, empty.path(), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("docker login"), "{}", run.stderr);
+    assert!(!relmap.exists());
+
+    // wrong password: refused, named, no secret shown
+    let wrong = docker_config(serde_json::json!({
+        source.host(): {"auth": support::basic_auth(USER, "wrong-password")},
+        target.host(): {"auth": support::basic_auth(USER, "wrong-password")},
+    }));
+    let run = run_with(&[&args[..], &["-vv"]].concat(), wrong.path(), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&source.host()) && run.stderr.contains("401"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("wrong-password") && !run.stdout.contains("wrong-password"));
+    assert!(!relmap.exists());
+
+    // right credentials (username/password fields for one, auth for the other)
+    let good = docker_config(serde_json::json!({
+        source.host(): {"username": USER, "password": PASSWORD},
+        format!("https://{}", target.host()): {"auth": support::basic_auth(USER, PASSWORD)},
+    }));
+    let run = run_with(&[&args[..], &["-vv", "--json"]].concat(), good.path(), &[]);
+    run.assert_ok();
+    let all_output = format!("{}{}", run.stdout, run.stderr);
+    for secret in [PASSWORD.to_string(), support::basic_auth(USER, PASSWORD)] {
+        assert!(!all_output.contains(&secret), "secret leaked: {all_output}");
+    }
+    let map = mapped(&relmap);
+    assert_eq!(
+        skopeo_digest(
+            map[&images.docker_list.0].as_str().unwrap(),
+            &target.skopeo_opts("src")
+        ),
+        images.docker_list.1
+    );
+}
+
+#[test]
+fn credentials_from_a_credential_helper() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Htpasswd);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bin_dir = work.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let helper = bin_dir.join("docker-credential-cnabtest");
+    let asked = work.path().join("asked");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\necho \"$server\" >> {}\nif [ \"$server\" = \"{}\" ]; then echo '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'; else echo 'credentials not found in native keychain'; exit 1; fi\n",
+            asked.display(),
+            target.host()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("config.json"),
+        serde_json::json!({"credHelpers": {target.host(): "cnabtest"}}).to_string(),
+    )
+    .unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let prefix = format!("{}/helped", target.host());
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+        ],
+        cfg.path(),
+        &[("PATH", &path)],
+    );
+    run.assert_ok();
+    assert!(std::fs::read_to_string(&asked)
+        .unwrap()
+        .contains(&target.host()));
+    assert!(!run.stderr.contains(PASSWORD));
+}
+
+#[test]
+fn tls_registries_with_own_ca_or_skip_verify() {
+    let source = TestRegistry::start(Mode::Tls);
+    let target = TestRegistry::start(Mode::Tls);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.multi.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/tls", target.host());
+    let base = [
+        bundle.to_str().unwrap(),
+        "-p",
+        &prefix,
+        "-m",
+        relmap.to_str().unwrap(),
+    ];
+
+    let untrusted = run_with(&base, cfg.path(), &[]);
+    assert_eq!(untrusted.code, 1, "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("--ca-cert-path"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(!relmap.exists());
+
+    // both registries' CAs (each test registry has its own)
+    let ca = [source.ca_path(), target.ca_path()];
+    let trusted = run_with(
+        &[
+            &base[..],
+            &[
+                "--ca-cert-path",
+                ca[0].to_str().unwrap(),
+                "--ca-cert-path",
+                ca[1].to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+        cfg.path(),
+        &[],
+    );
+    trusted.assert_ok();
+    assert_eq!(
+        skopeo_digest(
+            mapped(&relmap)[&images.multi.0].as_str().unwrap(),
+            &target.skopeo_opts("src")
+        ),
+        images.multi.1
+    );
+
+    std::fs::remove_file(&relmap).unwrap();
+    let skip = run_with(
+        &[&base[..], &["--skip-tls-verify"]].concat(),
+        cfg.path(),
+        &[],
+    );
+    skip.assert_ok();
+    assert!(relmap.exists());
+
+    let bad_ca = work.path().join("not-a-cert.pem");
+    std::fs::write(&bad_ca, "hello").unwrap();
+    let bad = run_with(
+        &[&base[..], &["--ca-cert-path", bad_ca.to_str().unwrap()]].concat(),
+        cfg.path(),
+        &[],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("not-a-cert.pem"), "{}", bad.stderr);
+}
+
+#[test]
+fn token_auth_with_multi_scope_mounts_and_identity_tokens() {
+    let source = TestRegistry::start(Mode::Token);
+    let target = TestRegistry::start(Mode::Token);
+    let images = populate(&source, 512 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let refs: Vec<String> = images.all().into_iter().map(|(r, _)| r).collect();
+    let bundle = write_bundle(
+        work.path(),
+        &[&refs[0]],
+        &[
+            ("a", serde_json::json!({"image": refs[1]})),
+            ("b", serde_json::json!({"image": refs[4]})),
+        ],
+    );
+    let relmap = work.path().join("relmap.json");
+    let prefix = format!("{}/tok", target.host());
+    // source by user/password (Basic at the token service), target by identity token
+    let cfg = docker_config(serde_json::json!({
+        source.host(): {"auth": support::basic_auth(USER, PASSWORD)},
+        target.host(): {"identitytoken": support::token_server::REFRESH_TOKEN},
+    }));
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+            "--json",
+            "-vv",
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    let outcomes = run.blob_outcomes(&images.base_layer);
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "uploaded").count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "mounted").count(),
+        2,
+        "{outcomes:?}"
+    );
+    let target_requests = target.token.as_ref().unwrap().requests();
+    assert!(target_requests
+        .iter()
+        .all(|r| r.grant_type.as_deref() == Some("refresh_token")));
+    assert!(
+        target_requests.iter().any(|r| r.scopes.len() == 2
+            && r.scopes.iter().any(|s| s.ends_with(":pull,push"))
+            && r.scopes
+                .iter()
+                .any(|s| s.ends_with(":pull") && !s.ends_with(",push"))),
+        "a mount token carries push on the target and pull on the origin: {target_requests:?}"
+    );
+    assert!(source
+        .token
+        .as_ref()
+        .unwrap()
+        .requests()
+        .iter()
+        .all(|r| r.user.as_deref() == Some(USER)));
+    let output = format!("{}{}", run.stdout, run.stderr);
+    for token in target.token.as_ref().unwrap().issued_tokens() {
+        assert!(!output.contains(&token[..40]), "token leaked");
+    }
+    assert!(!output.contains(support::token_server::REFRESH_TOKEN));
+    for (original, digest) in [&images.multi, &images.oci_plain, &images.deep] {
+        let relocated = mapped(&relmap)[original].as_str().unwrap().to_string();
+        assert_eq!(
+            &skopeo_digest(&relocated, &target.skopeo_opts("src")),
+            digest
+        );
+    }
+}
+
+#[test]
+fn a_source_that_does_not_match_the_pinned_digest_fails_before_any_push() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.multi.0],
+        &[(
+            "pinned",
+            serde_json::json!({"image": images.docker.0, "contentDigest": wrong}),
+        )],
+    );
+    let relmap = work.path().join("relmap.json");
+    std::fs::write(&relmap, "previous mapping").unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &format!("{}/x", target.host()),
+            "-m",
+            relmap.to_str().unwrap(),
+        ],
+        cfg.path(),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&images.docker.0) && run.stderr.contains(&wrong),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("MANIFEST_UNKNOWN") || run.stderr.contains("404"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&relmap).unwrap(),
+        "previous mapping"
+    );
+    assert!(
+        target.catalog().is_empty(),
+        "nothing pushed: {:?}",
+        target.catalog()
+    );
+}
+
+#[test]
+fn an_unreachable_target_fails_naming_it_and_keeps_the_old_mapping() {
+    let source = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    std::fs::write(&relmap, "old").unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &format!("127.0.0.1:{closed_port}/x"),
+            "-m",
+            relmap.to_str().unwrap(),
+        ],
+        cfg.path(),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("127.0.0.1:{closed_port}")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.to_lowercase().contains("connect"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&relmap).unwrap(), "old");
+    let leftovers: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "no temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn bursts_of_5xx_and_429_are_retried() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 256 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    for (method, path, fault, times) in [
+        ("HEAD", "/blobs/", Fault::Status(503, None), 2),
+        ("POST", "/blobs/uploads/", Fault::Status(429, Some(1)), 1),
+        ("PUT", "/manifests/", Fault::Status(502, None), 2),
+        ("PUT", "digest=", Fault::Status(500, None), 1),
+    ] {
+        proxy.add(Rule {
+            method,
+            path_contains: path.into(),
+            fault,
+            times,
+        });
+    }
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.multi.0],
+        &[("d", serde_json::json!({"image": images.docker.0}))],
+    );
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/retry", proxy.host());
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    let faulted = proxy.log().iter().filter(|l| l.faulted).count();
+    assert_eq!(faulted, 6, "every injected fault was hit and survived");
+    let map = mapped(&relmap);
+    for (original, digest) in [&images.multi, &images.docker] {
+        let relocated = map[original].as_str().unwrap();
+        assert_eq!(&skopeo_digest(relocated, &proxy_opts()), digest);
+    }
+}
+
+fn proxy_opts() -> Vec<String> {
+    vec!["--src-tls-verify=false".to_string()]
+}
+
+#[test]
+fn persistent_server_errors_fail_with_the_registrys_message() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "PUT",
+        path_contains: "/manifests/".into(),
+        fault: Fault::Status(503, None),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &format!("{}/x", proxy.host()),
+            "-m",
+            relmap.to_str().unwrap(),
+        ],
+        cfg.path(),
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("HTTP 503") && run.stderr.contains("injected fault 503"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&images.oci_plain.0),
+        "names the image: {}",
+        run.stderr
+    );
+    assert!(!relmap.exists());
+    assert_eq!(proxy.count("PUT", "/manifests/"), 5, "bounded retries");
+}
+
+#[test]
+fn a_connection_dropped_mid_blob_is_retried_and_nothing_is_lost() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 2048 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", source.host()));
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: images.base_layer.clone(),
+        fault: Fault::DropAfter(300 * KIB),
+        times: 2,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let via_proxy = images.oci_plain.0.replace(&source.host(), &proxy.host());
+    let bundle = write_bundle(work.path(), &[&via_proxy], &[]);
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &format!("{}/x", target.host()),
+            "-m",
+            relmap.to_str().unwrap(),
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(
+        proxy.count("GET", &images.base_layer),
+        3,
+        "two dropped, one complete"
+    );
+    let relocated = mapped(&relmap)[&via_proxy].as_str().unwrap().to_string();
+    assert_eq!(
+        skopeo_digest(&relocated, &target.skopeo_opts("src")),
+        images.oci_plain.1
+    );
+}
+
+#[test]
+fn corrupted_blob_bytes_are_never_committed() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 128 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", source.host()));
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: images.base_layer.clone(),
+        fault: Fault::Corrupt,
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let via_proxy = images.deep.0.replace(&source.host(), &proxy.host());
+    let bundle = write_bundle(work.path(), &[&via_proxy], &[]);
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let run = run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &format!("{}/x", target.host()),
+            "-m",
+            relmap.to_str().unwrap(),
+        ],
+        cfg.path(),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&images.base_layer) && run.stderr.contains("not committed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&via_proxy),
+        "names the image: {}",
+        run.stderr
+    );
+    assert_eq!(
+        proxy.count("GET", &images.base_layer),
+        1,
+        "a digest mismatch is not retried"
+    );
+    assert!(!relmap.exists());
+    // the corrupt blob is not in the target
+    let repo = run
+        .stderr
+        .split(&format!("{}/", target.host()))
+        .nth(1)
+        .unwrap()
+        .split([':', ' '])
+        .next()
+        .unwrap();
+    let status = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+        .arg(format!(
+            "http://{}/v2/{repo}/blobs/{}",
+            target.host(),
+            images.base_layer
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "404");
+}
