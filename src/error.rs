@@ -20,13 +20,8 @@ pub enum Error {
     /// Some images could not be copied; no mapping was written.
     #[error("{}", failure_summary(.0))]
     Relocation(CopyReport),
-    #[error(
-        "every image was copied, but the relocation mapping {path} could not be written: {source}"
-    )]
-    WriteMapping {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("every image was copied, but the relocation mapping {path} could not be written: {source}")]
+    WriteMapping { path: PathBuf, source: std::io::Error },
 }
 
 impl Error {

@@ -49,10 +49,7 @@ pub fn plan_bundle(bundle_path: &Path, prefix: &str) -> Result<(OpenedBundle, Pl
 }
 
 /// Maps each reference as the relocation mapping would (`cnab-relocate map`).
-pub fn map_references<S: AsRef<str>>(
-    prefix: &str,
-    references: &[S],
-) -> Result<Vec<String>, Vec<Error>> {
+pub fn map_references<S: AsRef<str>>(prefix: &str, references: &[S]) -> Result<Vec<String>, Vec<Error>> {
     let prefix: RepositoryPrefix = prefix.parse().map_err(|e| vec![Error::from(e)])?;
     let mut mapped = Vec::new();
     let mut errors = Vec::new();
@@ -82,25 +79,23 @@ pub async fn relocate(
     reporter: Reporter,
 ) -> Result<CopyReport, Error> {
     check_mapping_destination(mapping_path)?;
-    let registries = Arc::new(
-        Registries::new(options.registry.clone()).map_err(|e| Error::Config(e.to_string()))?,
-    );
+    let registries = Arc::new(Registries::new(options.registry.clone()).map_err(|e| Error::Config(e.to_string()))?);
     let concurrency = options.concurrency.max(1);
-    let report =
-        match opened.format {
-            BundleFormat::Thin => {
-                let source = Arc::new(RemoteSource::new(
-                    registries.clone(),
-                    concurrency,
-                    options.registry.retry.clone(),
-                ));
-                relocate::copy_images(source, &registries, plan, concurrency, reporter).await
-            }
-            BundleFormat::Thick => return Err(Error::Config(
-                "relocating thick bundles is not implemented yet; only --dry-run works for them"
-                    .into(),
-            )),
-        };
+    let report = match opened.format {
+        BundleFormat::Thin => {
+            let source = Arc::new(RemoteSource::new(
+                registries.clone(),
+                concurrency,
+                options.registry.retry.clone(),
+            ));
+            relocate::copy_images(source, &registries, plan, concurrency, reporter).await
+        }
+        BundleFormat::Thick => {
+            return Err(Error::Config(
+                "relocating thick bundles is not implemented yet; only --dry-run works for them".into(),
+            ))
+        }
+    };
     if !report.succeeded() {
         return Err(Error::Relocation(report));
     }
@@ -119,12 +114,7 @@ fn check_mapping_destination(path: &Path) -> Result<(), Error> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let fail = |why: String| {
-        Error::Config(format!(
-            "cannot write the relocation mapping {}: {why}",
-            path.display()
-        ))
-    };
+    let fail = |why: String| Error::Config(format!("cannot write the relocation mapping {}: {why}", path.display()));
     if path.is_dir() {
         return Err(fail("it is a directory".into()));
     }
@@ -132,10 +122,5 @@ fn check_mapping_destination(path: &Path) -> Result<(), Error> {
         .prefix(".relmap-check-")
         .tempfile_in(dir)
         .map(drop)
-        .map_err(|e| {
-            fail(format!(
-                "{} is not a writable directory ({e})",
-                dir.display()
-            ))
-        })
+        .map_err(|e| fail(format!("{} is not a writable directory ({e})", dir.display())))
 }

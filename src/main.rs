@@ -79,12 +79,7 @@ struct RelocateArgs {
 
     /// Where to write the relocation mapping (JSON: original image → relocated image).
     /// Written only when every image was copied and verified.
-    #[arg(
-        short = 'm',
-        long,
-        value_name = "FILE",
-        required_unless_present = "dry_run"
-    )]
+    #[arg(short = 'm', long, value_name = "FILE", required_unless_present = "dry_run")]
     relocation_mapping: Option<PathBuf>,
 
     /// Parse, validate and map only: contact no registry, write no file, print the mapping
@@ -179,9 +174,7 @@ fn run_map(prefix: &str, references: &[String]) -> ExitCode {
 fn run_relocate(args: RelocateArgs) -> ExitCode {
     init_logging(args.quiet, args.verbose);
     let bundle = args.bundle.expect("clap requires BUNDLE");
-    let prefix = args
-        .repository_prefix
-        .expect("clap requires --repository-prefix");
+    let prefix = args.repository_prefix.expect("clap requires --repository-prefix");
     let (opened, plan) = match cnab_relocate::plan_bundle(&bundle, &prefix) {
         Ok(p) => p,
         Err(e) => {
@@ -204,9 +197,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
             }
         };
     }
-    let mapping_path = args
-        .relocation_mapping
-        .expect("clap requires --relocation-mapping");
+    let mapping_path = args.relocation_mapping.expect("clap requires --relocation-mapping");
     let mode = match (args.json, args.quiet) {
         (true, _) => Mode::Json,
         (false, true) => Mode::Quiet,
@@ -228,10 +219,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         bundle.display(),
         plan.prefix
     ));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -240,8 +228,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     };
     let reporter = {
         let out = out.clone();
-        Arc::new(move |e: &cnab_relocate::relocate::Event| out.event(e))
-            as cnab_relocate::relocate::Reporter
+        Arc::new(move |e: &cnab_relocate::relocate::Event| out.event(e)) as cnab_relocate::relocate::Reporter
     };
     let result = runtime.block_on(cnab_relocate::relocate(
         &opened,

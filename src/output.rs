@@ -35,11 +35,9 @@ impl Output {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let total = multi.add(ProgressBar::new(0));
             total.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             total.set_prefix("total");
             Bars {
@@ -91,7 +89,7 @@ impl Output {
                 digest,
                 stats,
             } => self.line(&format!(
-                "copied  {image} → {relocated}\n        {digest}, {} sent ({} blobs uploaded, {} mounted, {} already there)",
+                "copied  {image} → {relocated} {digest}: {} sent, {} blobs uploaded, {} mounted, {} already there",
                 human_bytes(stats.bytes_sent),
                 stats.blobs_uploaded,
                 stats.blobs_mounted,
@@ -101,7 +99,9 @@ impl Output {
                 image,
                 relocated,
                 digest,
-            } => self.line(&format!("present {image} → {relocated}\n        {digest}, nothing to send")),
+            } => self.line(&format!(
+                "present {image} → {relocated} {digest}: already there, nothing sent"
+            )),
             Event::ImageFailed { error, .. } => {
                 if let Some(b) = &self.bars {
                     b.multi.suspend(|| eprintln!("failed  {error}"));
@@ -120,17 +120,12 @@ impl Output {
                 b.total.inc_length(*size);
                 let bar = b.multi.add(ProgressBar::new(*size));
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
                 );
                 bar.set_prefix(short(digest).to_string());
-                b.blobs
-                    .lock()
-                    .expect("bars lock")
-                    .insert(digest.clone(), bar);
+                b.blobs.lock().expect("bars lock").insert(digest.clone(), bar);
             }
             Event::BlobProgress { digest, bytes } => {
                 b.total.inc(*bytes);
@@ -138,9 +133,7 @@ impl Output {
                     bar.inc(*bytes);
                 }
             }
-            Event::BlobDone {
-                digest, outcome, ..
-            } => {
+            Event::BlobDone { digest, outcome, .. } => {
                 if let Some(bar) = b.blobs.lock().expect("bars lock").remove(digest) {
                     bar.finish_and_clear();
                     b.multi.remove(&bar);
@@ -155,13 +148,7 @@ impl Output {
 
     pub fn finish(&self) {
         if let Some(b) = &self.bars {
-            for bar in b
-                .blobs
-                .lock()
-                .expect("bars lock")
-                .drain()
-                .map(|(_, bar)| bar)
-            {
+            for bar in b.blobs.lock().expect("bars lock").drain().map(|(_, bar)| bar) {
                 bar.finish_and_clear();
             }
             b.total.finish_and_clear();

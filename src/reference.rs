@@ -203,11 +203,7 @@ impl Reference {
         if input.is_empty() {
             return Err(invalid(input, "it is empty"));
         }
-        if input.len() == 64
-            && input
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if input.len() == 64 && input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(invalid(
                 input,
                 "a 64-character hexadecimal string is an image ID, not a repository name",
@@ -223,11 +219,7 @@ impl Reference {
 
     /// Validates `domain` and `remainder` (`path[:tag][@digest]`), the two halves of a
     /// normalised reference.
-    fn parse_parts(
-        input: &str,
-        domain: &str,
-        remainder: &str,
-    ) -> Result<Reference, ReferenceError> {
+    fn parse_parts(input: &str, domain: &str, remainder: &str) -> Result<Reference, ReferenceError> {
         validate_domain(domain).map_err(|why| invalid(input, why))?;
         let (rest, digest) = match remainder.split_once('@') {
             Some((rest, d)) => {
@@ -384,9 +376,7 @@ pub(crate) fn validate_domain(domain: &str) -> Result<(), String> {
 pub(crate) fn validate_path_component(component: &str) -> Result<(), String> {
     let why = |what: &str| format!("path component \"{component}\" {what}");
     if component.is_empty() {
-        return Err(
-            "the repository path has an empty component (\"//\" or a trailing \"/\")".into(),
-        );
+        return Err("the repository path has an empty component (\"//\" or a trailing \"/\")".into());
     }
     let bytes = component.as_bytes();
     if let Some(bad) = bytes
@@ -407,11 +397,7 @@ pub(crate) fn validate_path_component(component: &str) -> Result<(), String> {
         return Err(why("must start and end with a letter or digit"));
     }
     for sep in component.split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-        let ok = sep.is_empty()
-            || sep == "."
-            || sep == "_"
-            || sep == "__"
-            || sep.bytes().all(|b| b == b'-');
+        let ok = sep.is_empty() || sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
         if !ok {
             return Err(why(&format!("has the invalid separator \"{sep}\"")));
         }
@@ -433,14 +419,9 @@ fn validate_tag(tag: &str) -> Result<(), String> {
         ));
     }
     if !word(&bytes[0]) {
-        return Err(format!(
-            "tag \"{tag}\" must start with a letter, digit or '_'"
-        ));
+        return Err(format!("tag \"{tag}\" must start with a letter, digit or '_'"));
     }
-    if let Some(bad) = bytes
-        .iter()
-        .find(|b| !(word(b) || **b == b'.' || **b == b'-'))
-    {
+    if let Some(bad) = bytes.iter().find(|b| !(word(b) || **b == b'.' || **b == b'-')) {
         return Err(format!(
             "tag \"{tag}\" contains '{}'; only letters, digits, '_', '.' and '-' are allowed",
             (*bad as char).escape_default()
@@ -467,20 +448,80 @@ mod tests {
     /// (input, normalised, name, tag, digest) — conformance/names.tsv plus SPEC §3 examples.
     const NAMES: &[(&str, &str, &str, &str, &str)] = &[
         ("ubuntu", "docker.io/library/ubuntu", "docker.io/library/ubuntu", "", ""),
-        ("ubuntu:18.10", "docker.io/library/ubuntu:18.10", "docker.io/library/ubuntu", "18.10", ""),
-        ("library/ubuntu", "docker.io/library/ubuntu", "docker.io/library/ubuntu", "", ""),
-        ("docker.io/library/ubuntu", "docker.io/library/ubuntu", "docker.io/library/ubuntu", "", ""),
-        ("index.docker.io/library/ubuntu", "docker.io/library/ubuntu", "docker.io/library/ubuntu", "", ""),
-        ("istio/proxyv2", "docker.io/istio/proxyv2", "docker.io/istio/proxyv2", "", ""),
+        (
+            "ubuntu:18.10",
+            "docker.io/library/ubuntu:18.10",
+            "docker.io/library/ubuntu",
+            "18.10",
+            "",
+        ),
+        (
+            "library/ubuntu",
+            "docker.io/library/ubuntu",
+            "docker.io/library/ubuntu",
+            "",
+            "",
+        ),
+        (
+            "docker.io/library/ubuntu",
+            "docker.io/library/ubuntu",
+            "docker.io/library/ubuntu",
+            "",
+            "",
+        ),
+        (
+            "index.docker.io/library/ubuntu",
+            "docker.io/library/ubuntu",
+            "docker.io/library/ubuntu",
+            "",
+            "",
+        ),
+        (
+            "istio/proxyv2",
+            "docker.io/istio/proxyv2",
+            "docker.io/istio/proxyv2",
+            "",
+            "",
+        ),
         ("localhost/foo", "localhost/foo", "localhost/foo", "", ""),
-        ("foo:5000", "docker.io/library/foo:5000", "docker.io/library/foo", "5000", ""),
+        (
+            "foo:5000",
+            "docker.io/library/foo:5000",
+            "docker.io/library/foo",
+            "5000",
+            "",
+        ),
         ("foo:5000/bar", "foo:5000/bar", "foo:5000/bar", "", ""),
-        ("localhost:5000/a/b:v1", "localhost:5000/a/b:v1", "localhost:5000/a/b", "v1", ""),
-        ("index.docker.io/ubuntu", "docker.io/library/ubuntu", "docker.io/library/ubuntu", "", ""),
+        (
+            "localhost:5000/a/b:v1",
+            "localhost:5000/a/b:v1",
+            "localhost:5000/a/b",
+            "v1",
+            "",
+        ),
+        (
+            "index.docker.io/ubuntu",
+            "docker.io/library/ubuntu",
+            "docker.io/library/ubuntu",
+            "",
+            "",
+        ),
         ("Example.COM/foo", "Example.COM/foo", "Example.COM/foo", "", ""),
         ("127.0.0.1:5000/x/y", "127.0.0.1:5000/x/y", "127.0.0.1:5000/x/y", "", ""),
-        ("a/b:UPPER_tag", "docker.io/a/b:UPPER_tag", "docker.io/a/b", "UPPER_tag", ""),
-        ("a__b/c-d.e_f/g---h", "docker.io/a__b/c-d.e_f/g---h", "docker.io/a__b/c-d.e_f/g---h", "", ""),
+        (
+            "a/b:UPPER_tag",
+            "docker.io/a/b:UPPER_tag",
+            "docker.io/a/b",
+            "UPPER_tag",
+            "",
+        ),
+        (
+            "a__b/c-d.e_f/g---h",
+            "docker.io/a__b/c-d.e_f/g---h",
+            "docker.io/a__b/c-d.e_f/g---h",
+            "",
+            "",
+        ),
         (
             "deislabs/duffle@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540",
             "docker.io/deislabs/duffle@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540",
@@ -561,10 +602,7 @@ mod tests {
         let path243 = "a".repeat(243);
         assert_eq!(ok(&format!("example.com/{path243}")).name().len(), 255);
         let e = err(&format!("example.com/{}", "a".repeat(244)));
-        assert!(
-            e.contains("256 characters") && e.contains("at most 255"),
-            "{e}"
-        );
+        assert!(e.contains("256 characters") && e.contains("at most 255"), "{e}");
         // the default domain counts too: docker.io/library/ + 237 = 255
         assert_eq!(ok(&"b".repeat(237)).name().len(), 255);
         assert!(err(&"b".repeat(238)).contains("at most 255"));
@@ -577,10 +615,7 @@ mod tests {
         assert_eq!(ok("localhost:5000/foo").domain(), "localhost:5000");
         assert_eq!(ok("localhost/foo:1").domain(), "localhost");
         assert_eq!(ok("localhost").to_string(), "docker.io/library/localhost");
-        assert_eq!(
-            ok("localhost:5000").to_string(),
-            "docker.io/library/localhost:5000"
-        );
+        assert_eq!(ok("localhost:5000").to_string(), "docker.io/library/localhost:5000");
         assert_eq!(ok("myhost:443/a").domain(), "myhost:443");
     }
 
@@ -594,9 +629,7 @@ mod tests {
         for (alg, n) in [("sha256", 64), ("sha384", 96), ("sha512", 128)] {
             let s = format!("{alg}:{}", "0".repeat(n));
             assert_eq!(s.parse::<Digest>().unwrap().to_string(), s);
-            assert!(format!("{alg}:{}", "0".repeat(n + 1))
-                .parse::<Digest>()
-                .is_err());
+            assert!(format!("{alg}:{}", "0".repeat(n + 1)).parse::<Digest>().is_err());
         }
         let mut h = d.hasher();
         h.update(b"abc");

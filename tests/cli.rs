@@ -12,9 +12,7 @@ fn bin() -> Command {
 }
 
 fn testdata(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(p)
 }
 
 fn run(args: &[&str]) -> Output {
@@ -27,7 +25,8 @@ fn stderr(o: &Output) -> String {
 
 const DUFFLE_BUNDLE: &str = "conformance/duffle-relocate/bundle.json";
 const THICK: &str = "conformance/thick-hello-world.tgz";
-const HELLO_BUNDLE_JSON: &str = r#"{"name":"h","version":"1","invocationImages":[{"image":"hello-world:latest","imageType":"docker"}]}"#;
+const HELLO_BUNDLE_JSON: &str =
+    r#"{"name":"h","version":"1","invocationImages":[{"image":"hello-world:latest","imageType":"docker"}]}"#;
 
 #[test]
 fn dry_run_prints_duffles_exact_bytes() {
@@ -62,15 +61,8 @@ fn dry_run_leaves_the_bundle_untouched_and_writes_nothing() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "no file written"
-    );
-    assert_eq!(
-        std::fs::metadata(&bundle).unwrap().modified().unwrap(),
-        before
-    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no file written");
+    assert_eq!(std::fs::metadata(&bundle).unwrap().modified().unwrap(), before);
 }
 
 #[test]
@@ -79,12 +71,7 @@ fn thick_conformance_bundle_dry_runs_without_extracting() {
     let o = bin()
         .current_dir(tmp.path())
         .env("TMPDIR", tmp.path())
-        .args([
-            testdata(THICK).to_str().unwrap(),
-            "-p",
-            "example.com/user",
-            "--dry-run",
-        ])
+        .args([testdata(THICK).to_str().unwrap(), "-p", "example.com/user", "--dry-run"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -92,11 +79,7 @@ fn thick_conformance_bundle_dry_runs_without_extracting() {
         String::from_utf8(o.stdout).unwrap(),
         r#"{"docker.io/library/hello-world:latest":"example.com/user/library-hello-world-45c97d7ccdb3ca616c0753994b235672:latest","hello-world@sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4":"example.com/user/library-hello-world-45c97d7ccdb3ca616c0753994b235672@sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4"}"#
     );
-    assert_eq!(
-        std::fs::read_dir(tmp.path()).unwrap().count(),
-        0,
-        "nothing extracted"
-    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "nothing extracted");
 }
 
 fn expect_input_error(args: &[&str], needles: &[&str]) {
@@ -166,10 +149,7 @@ fn missing_bundle_and_non_json_exit_2() {
     std::fs::write(&b, b"\x00\x01binary").unwrap();
     expect_input_error(&[b.to_str().unwrap(), "-p", "example.com/u"], &["neither"]);
     std::fs::write(&b, br#"{"name":"x","invocationImages":[]}"#).unwrap();
-    expect_input_error(
-        &[b.to_str().unwrap(), "-p", "example.com/u"],
-        &["no invocation image"],
-    );
+    expect_input_error(&[b.to_str().unwrap(), "-p", "example.com/u"], &["no invocation image"]);
     std::fs::write(&b, br#"{"invocationImages":[{"image":"Bad/Upper"}]}"#).unwrap();
     expect_input_error(
         &[b.to_str().unwrap(), "-p", "example.com/u"],
@@ -189,11 +169,7 @@ fn missing_bundle_and_non_json_exit_2() {
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(run(&[]).status.code(), Some(2));
-    assert_eq!(
-        run(&["bundle.json"]).status.code(),
-        Some(2),
-        "prefix is required"
-    );
+    assert_eq!(run(&["bundle.json"]).status.code(), Some(2), "prefix is required");
     assert_eq!(
         run(&["bundle.json", "-p", "example.com/u"]).status.code(),
         Some(2),
@@ -246,10 +222,7 @@ fn map_prints_one_reference_per_line() {
 fn map_rejects_bad_reference_or_prefix_with_exit_2() {
     let o = run(&["map", "-p", "example.com/user", "ok/image", "Not/Valid"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        o.stdout.is_empty(),
-        "nothing printed when any input is invalid"
-    );
+    assert!(o.stdout.is_empty(), "nothing printed when any input is invalid");
     assert!(stderr(&o).contains("Not/Valid"));
     let o = run(&["map", "-p", "example.com/user/", "ubuntu"]);
     assert_eq!(o.status.code(), Some(2));
@@ -264,12 +237,7 @@ fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn dry_run(path: &Path) -> Output {
-    run(&[
-        path.to_str().unwrap(),
-        "-p",
-        "example.com/user",
-        "--dry-run",
-    ])
+    run(&[path.to_str().unwrap(), "-p", "example.com/user", "--dry-run"])
 }
 
 #[test]
@@ -292,10 +260,7 @@ fn thick_bundle_json_is_found_in_every_layout_seen_in_the_wild() {
         ),
         (
             "dot-topdir",
-            vec![
-                Entry::Dir("./hello/"),
-                Entry::File("./hello/bundle.json", json.clone()),
-            ],
+            vec![Entry::Dir("./hello/"), Entry::File("./hello/bundle.json", json.clone())],
         ),
     ];
     for (name, entries) in layouts {
@@ -304,9 +269,7 @@ fn thick_bundle_json_is_found_in_every_layout_seen_in_the_wild() {
         let o = dry_run(&p);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         assert!(
-            String::from_utf8(o.stdout)
-                .unwrap()
-                .contains("library-hello-world-"),
+            String::from_utf8(o.stdout).unwrap().contains("library-hello-world-"),
             "{name}"
         );
     }
@@ -323,24 +286,14 @@ fn thick_bundle_without_bundle_json_at_the_root_is_rejected() {
         ("none", vec![Entry::File("other.json", json.clone())]),
         (
             "two-topdirs",
-            vec![
-                Entry::File("a/bundle.json", json.clone()),
-                Entry::File("b/x", vec![]),
-            ],
+            vec![Entry::File("a/bundle.json", json.clone()), Entry::File("b/x", vec![])],
         ),
-        (
-            "too-deep",
-            vec![Entry::File("a/b/bundle.json", json.clone())],
-        ),
+        ("too-deep", vec![Entry::File("a/b/bundle.json", json.clone())]),
     ] {
         let p = write_temp(dir.path(), &format!("{name}.tgz"), &tgz(&entries));
         let o = dry_run(&p);
         assert_eq!(o.status.code(), Some(2), "{name}");
-        assert!(
-            stderr(&o).contains("no bundle.json"),
-            "{name}: {}",
-            stderr(&o)
-        );
+        assert!(stderr(&o).contains("no bundle.json"), "{name}: {}", stderr(&o));
     }
 }
 
@@ -364,11 +317,7 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
             ],
             "absolute",
         ),
-        (
-            "symlink",
-            vec![Entry::Symlink("bundle.json", "/etc/passwd")],
-            "links",
-        ),
+        ("symlink", vec![Entry::Symlink("bundle.json", "/etc/passwd")], "links"),
         (
             "hardlink",
             vec![
@@ -379,18 +328,12 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
         ),
         (
             "device",
-            vec![
-                Entry::File("bundle.json", json.clone()),
-                Entry::CharDevice("dev/null"),
-            ],
+            vec![Entry::File("bundle.json", json.clone()), Entry::CharDevice("dev/null")],
             "device",
         ),
         (
             "fifo",
-            vec![
-                Entry::File("bundle.json", json.clone()),
-                Entry::Fifo("pipe"),
-            ],
+            vec![Entry::File("bundle.json", json.clone()), Entry::Fifo("pipe")],
             "FIFO",
         ),
         (
@@ -413,13 +356,7 @@ fn hostile_archives_are_refused_and_nothing_is_written() {
         let o = bin()
             .current_dir(dir.path())
             .env("TMPDIR", dir.path())
-            .args([
-                p.to_str().unwrap(),
-                "-p",
-                "example.com/u",
-                "-m",
-                "relmap.json",
-            ])
+            .args([p.to_str().unwrap(), "-p", "example.com/u", "-m", "relmap.json"])
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
@@ -463,10 +400,6 @@ fn truncated_archives_are_refused() {
         let p = write_temp(dir.path(), "cut.tgz", &full[..cut]);
         let o = dry_run(&p);
         assert_eq!(o.status.code(), Some(2), "cut at {cut}: {}", stderr(&o));
-        assert!(
-            stderr(&o).contains("cannot read thick bundle"),
-            "{}",
-            stderr(&o)
-        );
+        assert!(stderr(&o).contains("cannot read thick bundle"), "{}", stderr(&o));
     }
 }

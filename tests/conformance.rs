@@ -29,11 +29,7 @@ fn names_tsv() {
         assert_eq!(&r.to_string(), normalised, "{input}");
         assert_eq!(&r.name(), &row[2], "{input}");
         assert_eq!(r.tag().unwrap_or(""), row[3], "{input}");
-        assert_eq!(
-            r.digest().map(|d| d.to_string()).unwrap_or_default(),
-            row[4],
-            "{input}"
-        );
+        assert_eq!(r.digest().map(|d| d.to_string()).unwrap_or_default(), row[4], "{input}");
     }
     assert_eq!(rows.len(), 6);
 }

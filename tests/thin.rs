@@ -56,13 +56,7 @@ fn relocates_every_manifest_kind_keeping_digests_and_reruns_send_nothing() {
     let relmap = work.path().join("relmap.json");
     let prefix = format!("{}/reloc/team", target.host());
     let empty_config = tempfile::tempdir().unwrap();
-    let args = [
-        bundle.to_str().unwrap(),
-        "-p",
-        &prefix,
-        "-m",
-        relmap.to_str().unwrap(),
-    ];
+    let args = [bundle.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()];
     let first = run_with(&args, empty_config.path(), &[]);
     first.assert_ok();
     assert!(first.stdout.contains("copied"), "{}", first.stdout);
@@ -83,15 +77,8 @@ fn relocates_every_manifest_kind_keeping_digests_and_reruns_send_nothing() {
     for (original, digest) in images.all() {
         let relocated = map[&original].as_str().unwrap();
         assert!(relocated.starts_with(&prefix), "{relocated}");
-        assert_eq!(
-            &skopeo_digest(relocated, &opts),
-            &digest,
-            "{original} → {relocated}"
-        );
-        assert_eq!(
-            skopeo_raw(relocated, &opts),
-            skopeo_raw(&original, &src_opts)
-        );
+        assert_eq!(&skopeo_digest(relocated, &opts), &digest, "{original} → {relocated}");
+        assert_eq!(skopeo_raw(relocated, &opts), skopeo_raw(&original, &src_opts));
     }
     let pinned_relocated = map[&pinned].as_str().unwrap();
     assert!(pinned_relocated.ends_with(&format!("@{plain_digest}")));
@@ -102,21 +89,12 @@ fn relocates_every_manifest_kind_keeping_digests_and_reruns_send_nothing() {
         let repo = repository_of(map[&images.multi.0].as_str().unwrap());
         assert_eq!(skopeo_digest(&format!("{repo}@{d}"), &opts), d);
     }
-    assert_eq!(
-        std::fs::read(&bundle).unwrap(),
-        bundle_before,
-        "bundle untouched"
-    );
+    assert_eq!(std::fs::read(&bundle).unwrap(), bundle_before, "bundle untouched");
 
     // a second run finds everything in place and sends no blob
     let again = run_with(&[&args[..], &["--json"]].concat(), empty_config.path(), &[]);
     again.assert_ok();
-    assert_eq!(
-        again.count_events("image_already_present"),
-        6,
-        "{}",
-        again.stdout
-    );
+    assert_eq!(again.count_events("image_already_present"), 6, "{}", again.stdout);
     assert_eq!(again.count_events("blob_started"), 0);
     assert_eq!(again.count_events("blob_done"), 0);
     let summary = again.events().pop().unwrap();
@@ -159,22 +137,11 @@ fn a_shared_base_layer_crosses_the_wire_once_and_is_mounted_elsewhere() {
     run.assert_ok();
     let outcomes = run.blob_outcomes(&images.base_layer);
     assert_eq!(outcomes.len(), 5, "one per target repository: {outcomes:?}");
-    assert_eq!(
-        outcomes.iter().filter(|o| *o == "uploaded").count(),
-        1,
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.iter().filter(|o| *o == "mounted").count(),
-        4,
-        "{outcomes:?}"
-    );
+    assert_eq!(outcomes.iter().filter(|o| *o == "uploaded").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "mounted").count(), 4, "{outcomes:?}");
     let summary = run.events().pop().unwrap();
     let sent = summary["bytes_sent"].as_u64().unwrap();
-    assert!(
-        sent < 2 * 1024 * 1024,
-        "the 1 MiB base layer was sent once: {sent}"
-    );
+    assert!(sent < 2 * 1024 * 1024, "the 1 MiB base layer was sent once: {sent}");
     for e in run.events().iter().filter(|e| e["event"] == "image_copied") {
         assert!(
             e["blobs_uploaded"].as_u64().is_some() && e["bytes_sent"].as_u64().is_some(),
@@ -209,21 +176,13 @@ fn relocating_within_one_registry_mounts_from_the_source() {
         &[],
     );
     run.assert_ok();
-    assert_eq!(
-        run.count_events("blob_started"),
-        0,
-        "nothing uploaded: {}",
-        run.stdout
-    );
+    assert_eq!(run.count_events("blob_started"), 0, "nothing uploaded: {}", run.stdout);
     assert!(run.events().iter().any(|e| e["event"] == "blob_done"
         && e["outcome"]["how"] == "mounted"
         && e["outcome"]["from"] == "team/multi"));
     let map = mapped(&relmap);
     assert_eq!(
-        skopeo_digest(
-            map[&images.multi.0].as_str().unwrap(),
-            &registry.skopeo_opts("src")
-        ),
+        skopeo_digest(map[&images.multi.0].as_str().unwrap(), &registry.skopeo_opts("src")),
         images.multi.1
     );
 }
@@ -241,13 +200,7 @@ fn htpasswd_registries_use_docker_config_and_never_print_secrets() {
     );
     let relmap = work.path().join("relmap.json");
     let prefix = format!("{}/secure", target.host());
-    let args = [
-        bundle.to_str().unwrap(),
-        "-p",
-        &prefix,
-        "-m",
-        relmap.to_str().unwrap(),
-    ];
+    let args = [bundle.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()];
 
     // no credentials: a clear authentication error, nothing written
     let empty = tempfile::tempdir().unwrap();
@@ -284,10 +237,7 @@ fn htpasswd_registries_use_docker_config_and_never_print_secrets() {
     }
     let map = mapped(&relmap);
     assert_eq!(
-        skopeo_digest(
-            map[&images.docker_list.0].as_str().unwrap(),
-            &target.skopeo_opts("src")
-        ),
+        skopeo_digest(map[&images.docker_list.0].as_str().unwrap(), &target.skopeo_opts("src")),
         images.docker_list.1
     );
 }
@@ -312,16 +262,67 @@ fn credentials_from_a_credential_helper() {
     )
     .unwrap();
     std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let cfg = tempfile::tempdir().unwrap();
-    std::fs::write(
-        cfg.path().join("config.json"),
-        serde_json::json!({"credHelpers": {target.host(): "cnabtest"}}).to_string(),
-    )
-    .unwrap();
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
     let prefix = format!("{}/helped", target.host());
+    // per-registry helper (credHelpers), then the default store (credsStore)
+    for config in [
+        serde_json::json!({"credHelpers": {target.host(): "cnabtest"}}),
+        serde_json::json!({"credsStore": "cnabtest", "auths": {target.host(): {}}}),
+    ] {
+        let _ = std::fs::remove_file(&asked);
+        let _ = std::fs::remove_file(&relmap);
+        let cfg = tempfile::tempdir().unwrap();
+        std::fs::write(cfg.path().join("config.json"), config.to_string()).unwrap();
+        let run = run_with(
+            &[
+                bundle.to_str().unwrap(),
+                "-p",
+                &prefix,
+                "-m",
+                relmap.to_str().unwrap(),
+                "-q",
+            ],
+            cfg.path(),
+            &[("PATH", &path)],
+        );
+        run.assert_ok();
+        assert!(
+            std::fs::read_to_string(&asked).unwrap().contains(&target.host()),
+            "{config}"
+        );
+        assert!(
+            run.stdout.is_empty() && run.stderr.is_empty(),
+            "-q prints nothing on success: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        assert!(relmap.exists());
+    }
+}
+
+#[test]
+fn a_registry_that_will_not_mount_gets_the_upload_instead() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 256 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "POST",
+        path_contains: "mount=".into(),
+        fault: Fault::StripQuery,
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.oci_plain.0],
+        &[("d", serde_json::json!({"image": images.deep.0}))],
+    );
+    let relmap = work.path().join("relmap.json");
+    let cfg = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/nomount", proxy.host());
     let run = run_with(
         &[
             bundle.to_str().unwrap(),
@@ -329,15 +330,23 @@ fn credentials_from_a_credential_helper() {
             &prefix,
             "-m",
             relmap.to_str().unwrap(),
+            "--json",
         ],
         cfg.path(),
-        &[("PATH", &path)],
+        &[],
     );
     run.assert_ok();
-    assert!(std::fs::read_to_string(&asked)
-        .unwrap()
-        .contains(&target.host()));
-    assert!(!run.stderr.contains(PASSWORD));
+    assert!(proxy.count("POST", "mount=") >= 1, "a mount was asked for");
+    assert_eq!(
+        run.blob_outcomes(&images.base_layer),
+        ["uploaded", "uploaded"],
+        "{}",
+        run.stdout
+    );
+    let map = mapped(&relmap);
+    for (original, digest) in [&images.oci_plain, &images.deep] {
+        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
+    }
 }
 
 #[test]
@@ -350,21 +359,11 @@ fn tls_registries_with_own_ca_or_skip_verify() {
     let relmap = work.path().join("relmap.json");
     let cfg = tempfile::tempdir().unwrap();
     let prefix = format!("{}/tls", target.host());
-    let base = [
-        bundle.to_str().unwrap(),
-        "-p",
-        &prefix,
-        "-m",
-        relmap.to_str().unwrap(),
-    ];
+    let base = [bundle.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()];
 
     let untrusted = run_with(&base, cfg.path(), &[]);
     assert_eq!(untrusted.code, 1, "{}", untrusted.stderr);
-    assert!(
-        untrusted.stderr.contains("--ca-cert-path"),
-        "{}",
-        untrusted.stderr
-    );
+    assert!(untrusted.stderr.contains("--ca-cert-path"), "{}", untrusted.stderr);
     assert!(!relmap.exists());
 
     // both registries' CAs (each test registry has its own)
@@ -393,11 +392,7 @@ fn tls_registries_with_own_ca_or_skip_verify() {
     );
 
     std::fs::remove_file(&relmap).unwrap();
-    let skip = run_with(
-        &[&base[..], &["--skip-tls-verify"]].concat(),
-        cfg.path(),
-        &[],
-    );
+    let skip = run_with(&[&base[..], &["--skip-tls-verify"]].concat(), cfg.path(), &[]);
     skip.assert_ok();
     assert!(relmap.exists());
 
@@ -449,16 +444,8 @@ fn token_auth_with_multi_scope_mounts_and_identity_tokens() {
     );
     run.assert_ok();
     let outcomes = run.blob_outcomes(&images.base_layer);
-    assert_eq!(
-        outcomes.iter().filter(|o| *o == "uploaded").count(),
-        1,
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.iter().filter(|o| *o == "mounted").count(),
-        2,
-        "{outcomes:?}"
-    );
+    assert_eq!(outcomes.iter().filter(|o| *o == "uploaded").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "mounted").count(), 2, "{outcomes:?}");
     let target_requests = target.token.as_ref().unwrap().requests();
     assert!(target_requests
         .iter()
@@ -466,9 +453,7 @@ fn token_auth_with_multi_scope_mounts_and_identity_tokens() {
     assert!(
         target_requests.iter().any(|r| r.scopes.len() == 2
             && r.scopes.iter().any(|s| s.ends_with(":pull,push"))
-            && r.scopes
-                .iter()
-                .any(|s| s.ends_with(":pull") && !s.ends_with(",push"))),
+            && r.scopes.iter().any(|s| s.ends_with(":pull") && !s.ends_with(",push"))),
         "a mount token carries push on the target and pull on the origin: {target_requests:?}"
     );
     assert!(source
@@ -485,10 +470,7 @@ fn token_auth_with_multi_scope_mounts_and_identity_tokens() {
     assert!(!output.contains(support::token_server::REFRESH_TOKEN));
     for (original, digest) in [&images.multi, &images.oci_plain, &images.deep] {
         let relocated = mapped(&relmap)[original].as_str().unwrap().to_string();
-        assert_eq!(
-            &skopeo_digest(&relocated, &target.skopeo_opts("src")),
-            digest
-        );
+        assert_eq!(&skopeo_digest(&relocated, &target.skopeo_opts("src")), digest);
     }
 }
 
@@ -532,15 +514,8 @@ fn a_source_that_does_not_match_the_pinned_digest_fails_before_any_push() {
         "{}",
         run.stderr
     );
-    assert_eq!(
-        std::fs::read_to_string(&relmap).unwrap(),
-        "previous mapping"
-    );
-    assert!(
-        target.catalog().is_empty(),
-        "nothing pushed: {:?}",
-        target.catalog()
-    );
+    assert_eq!(std::fs::read_to_string(&relmap).unwrap(), "previous mapping");
+    assert!(target.catalog().is_empty(), "nothing pushed: {:?}", target.catalog());
 }
 
 #[test]
@@ -573,11 +548,7 @@ fn an_unreachable_target_fails_naming_it_and_keeps_the_old_mapping() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.to_lowercase().contains("connect"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.to_lowercase().contains("connect"), "{}", run.stderr);
     assert_eq!(std::fs::read_to_string(&relmap).unwrap(), "old");
     let leftovers: Vec<_> = std::fs::read_dir(work.path())
         .unwrap()
@@ -615,13 +586,7 @@ fn bursts_of_5xx_and_429_are_retried() {
     let cfg = tempfile::tempdir().unwrap();
     let prefix = format!("{}/retry", proxy.host());
     let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &prefix,
-            "-m",
-            relmap.to_str().unwrap(),
-        ],
+        &[bundle.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()],
         cfg.path(),
         &[],
     );
@@ -710,11 +675,7 @@ fn a_connection_dropped_mid_blob_is_retried_and_nothing_is_lost() {
         &[],
     );
     run.assert_ok();
-    assert_eq!(
-        proxy.count("GET", &images.base_layer),
-        3,
-        "two dropped, one complete"
-    );
+    assert_eq!(proxy.count("GET", &images.base_layer), 3, "two dropped, one complete");
     let relocated = mapped(&relmap)[&via_proxy].as_str().unwrap().to_string();
     assert_eq!(
         skopeo_digest(&relocated, &target.skopeo_opts("src")),
@@ -756,11 +717,7 @@ fn corrupted_blob_bytes_are_never_committed() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains(&via_proxy),
-        "names the image: {}",
-        run.stderr
-    );
+    assert!(run.stderr.contains(&via_proxy), "names the image: {}", run.stderr);
     assert_eq!(
         proxy.count("GET", &images.base_layer),
         1,

@@ -52,22 +52,15 @@ pub fn select_images(bundle: &Bundle) -> Result<Vec<BundleImageRef>, BundleError
 
     let mut out: Vec<BundleImageRef> = Vec::new();
     for (at, img) in declared {
-        let reference = Reference::parse_normalized(&img.image).map_err(|source| {
-            BundleError::InvalidImage {
-                at: at.clone(),
-                source,
-            }
-        })?;
-        let content_digest =
-            match img.content_digest.as_deref() {
-                None | Some("") => None,
-                Some(d) => Some(d.parse::<Digest>().map_err(|source| {
-                    BundleError::InvalidContentDigest {
-                        at: at.clone(),
-                        source,
-                    }
-                })?),
-            };
+        let reference = Reference::parse_normalized(&img.image)
+            .map_err(|source| BundleError::InvalidImage { at: at.clone(), source })?;
+        let content_digest = match img.content_digest.as_deref() {
+            None | Some("") => None,
+            Some(d) => Some(
+                d.parse::<Digest>()
+                    .map_err(|source| BundleError::InvalidContentDigest { at: at.clone(), source })?,
+            ),
+        };
         if let (Some(in_ref), Some(declared)) = (reference.digest(), &content_digest) {
             if in_ref != declared {
                 tracing::warn!(
@@ -124,23 +117,14 @@ mod tests {
         let raws: Vec<&str> = imgs.iter().map(|i| i.raw.as_str()).collect();
         assert_eq!(
             raws,
-            [
-                "z/inv:1",
-                "a/inv:2",
-                "x/a",
-                "shared:1",
-                "docker.io/library/shared:1"
-            ]
+            ["z/inv:1", "a/inv:2", "x/a", "shared:1", "docker.io/library/shared:1"]
         );
         assert_eq!(imgs[3].declared_by, ["images.b", "images.c"]);
         assert!(
             imgs[3].expected_digest.is_some(),
             "contentDigest of a later declaration is kept"
         );
-        assert_eq!(
-            imgs[3].reference, imgs[4].reference,
-            "separate keys, equivalent values"
-        );
+        assert_eq!(imgs[3].reference, imgs[4].reference, "separate keys, equivalent values");
     }
 
     #[test]
@@ -167,17 +151,13 @@ mod tests {
                 "images":{"x":{"image":"a:1","contentDigest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"}}}"#,
         );
         let e = select_images(&b).unwrap_err().to_string();
-        assert!(
-            e.contains("invocationImages[0]") && e.contains("images.x"),
-            "{e}"
-        );
+        assert!(e.contains("invocationImages[0]") && e.contains("images.x"), "{e}");
     }
 
     #[test]
     fn unsupported_type_is_found_before_bad_references() {
-        let b = bundle(
-            r#"{"invocationImages":[{"image":"NOT VALID"}],"images":{"w":{"image":"w","imageType":"wasm"}}}"#,
-        );
+        let b =
+            bundle(r#"{"invocationImages":[{"image":"NOT VALID"}],"images":{"w":{"image":"w","imageType":"wasm"}}}"#);
         let e = select_images(&b).unwrap_err().to_string();
         assert!(e.contains("images.w") && e.contains("\"wasm\""), "{e}");
     }

@@ -22,21 +22,13 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error("cannot read bundle {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("bundle {path} is {size} bytes; a bundle.json over {max} bytes is refused", max = MAX_BUNDLE_JSON)]
     TooLarge { path: PathBuf, size: u64 },
-    #[error(
-        "bundle {path} is neither a gzipped thick bundle nor JSON (its first byte is {first:#04x})"
-    )]
+    #[error("bundle {path} is neither a gzipped thick bundle nor JSON (its first byte is {first:#04x})")]
     NotJson { path: PathBuf, first: u8 },
     #[error("bundle {path} is not valid JSON for a CNAB bundle: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Json { path: PathBuf, source: serde_json::Error },
     #[error(transparent)]
     Thick(#[from] ThickError),
     #[error("the bundle has no invocation image (invocationImages is missing or empty)")]

@@ -30,9 +30,7 @@ impl Challenge {
     /// Parses `WWW-Authenticate` (`Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`).
     pub fn parse(header: &str) -> Option<Challenge> {
         let header = header.trim();
-        let (scheme, rest) = header
-            .split_once(char::is_whitespace)
-            .unwrap_or((header, ""));
+        let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
         let params = parse_params(rest);
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => Some(Challenge::Basic),
@@ -64,8 +62,7 @@ fn parse_params(s: &str) -> HashMap<String, String> {
         while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String =
-            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
         if key.is_empty() {
             break;
         }
@@ -92,10 +89,7 @@ fn parse_params(s: &str) -> HashMap<String, String> {
 
 /// The scope of access to one repository, e.g. `repository:team/app:pull,push`.
 pub fn repository_scope(repository: &str, push: bool) -> String {
-    format!(
-        "repository:{repository}:{}",
-        if push { "pull,push" } else { "pull" }
-    )
+    format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" })
 }
 
 struct CachedToken {
@@ -140,18 +134,12 @@ impl Authenticator {
     }
 
     /// Adds the `Authorization` the registry wants for `scopes` to `request`.
-    pub async fn authorize(
-        &self,
-        request: RequestBuilder,
-        scopes: &[String],
-    ) -> Result<RequestBuilder, RegistryError> {
+    pub async fn authorize(&self, request: RequestBuilder, scopes: &[String]) -> Result<RequestBuilder, RegistryError> {
         let challenge = self.challenge.read().await.clone();
         Ok(match challenge {
             Challenge::Anonymous => request,
             Challenge::Basic => match &self.credential {
-                Some(Credential::Basic { username, password }) => {
-                    request.basic_auth(username, Some(password))
-                }
+                Some(Credential::Basic { username, password }) => request.basic_auth(username, Some(password)),
                 _ => request,
             },
             Challenge::Bearer { realm, service, .. } => {
@@ -163,15 +151,9 @@ impl Authenticator {
 
     /// Called on a 401: learns the challenge of the response and drops the token it refused,
     /// so the next [`authorize`](Self::authorize) fetches a fresh one (once; a second 401 is final).
-    pub async fn unauthorized(
-        &self,
-        headers: &HeaderMap,
-        scopes: &[String],
-    ) -> Result<(), RegistryError> {
+    pub async fn unauthorized(&self, headers: &HeaderMap, scopes: &[String]) -> Result<(), RegistryError> {
         let challenge = Challenge::from_headers(headers).unwrap_or(Challenge::Basic);
-        if matches!(challenge, Challenge::Basic)
-            && !matches!(self.credential, Some(Credential::Basic { .. }))
-        {
+        if matches!(challenge, Challenge::Basic) && !matches!(self.credential, Some(Credential::Basic { .. })) {
             return Err(RegistryError::Auth {
                 registry: self.registry.clone(),
                 detail: format!(
@@ -181,16 +163,10 @@ impl Authenticator {
                 ),
             });
         }
-        if let Challenge::Bearer {
-            realm,
-            service,
-            scope,
-        } = &challenge
-        {
+        if let Challenge::Bearer { realm, service, scope } = &challenge {
             self.tokens.lock().await.remove(&scope_key(scopes));
             // fetch now, with the scope the registry asked for as well
-            self.token(realm, service.as_deref(), scopes, scope.as_deref())
-                .await?;
+            self.token(realm, service.as_deref(), scopes, scope.as_deref()).await?;
         }
         *self.challenge.write().await = challenge;
         Ok(())
@@ -254,14 +230,11 @@ impl Authenticator {
                     self.http.post(realm).form(&form)
                 }
                 other => {
-                    let mut query: Vec<(&str, &str)> =
-                        service.map(|s| ("service", s)).into_iter().collect();
+                    let mut query: Vec<(&str, &str)> = service.map(|s| ("service", s)).into_iter().collect();
                     query.extend(scopes.iter().map(|s| ("scope", *s)));
                     let request = self.http.get(realm).query(&query);
                     match other {
-                        Some(Credential::Basic { username, password }) => {
-                            request.basic_auth(username, Some(password))
-                        }
+                        Some(Credential::Basic { username, password }) => request.basic_auth(username, Some(password)),
                         _ => request,
                     }
                 }
@@ -283,8 +256,7 @@ impl Authenticator {
             };
             let status = response.status();
             if is_retryable_status(status) && !last {
-                tokio::time::sleep(self.retry.delay(attempt, retry_after(response.headers())))
-                    .await;
+                tokio::time::sleep(self.retry.delay(attempt, retry_after(response.headers()))).await;
                 attempt += 1;
                 continue;
             }
@@ -303,11 +275,10 @@ impl Authenticator {
                     "token service {realm} answered {status}: {body}{hint}"
                 )));
             }
-            let parsed: TokenResponse = response.json().await.map_err(|e| {
-                auth_err(format!(
-                    "token service {realm} sent an unreadable answer: {e}"
-                ))
-            })?;
+            let parsed: TokenResponse = response
+                .json()
+                .await
+                .map_err(|e| auth_err(format!("token service {realm} sent an unreadable answer: {e}")))?;
             let token = parsed
                 .token
                 .or(parsed.access_token)
@@ -345,10 +316,7 @@ mod tests {
                 scope: Some("repository:library/ubuntu:pull,push".into()),
             }
         );
-        assert_eq!(
-            Challenge::parse(r#"Basic realm="test-realm""#),
-            Some(Challenge::Basic)
-        );
+        assert_eq!(Challenge::parse(r#"Basic realm="test-realm""#), Some(Challenge::Basic));
         assert_eq!(
             Challenge::parse("bearer realm=http://127.0.0.1:1/token"),
             Some(Challenge::Bearer {
@@ -358,20 +326,13 @@ mod tests {
             })
         );
         assert_eq!(Challenge::parse("Negotiate abc"), None);
-        assert_eq!(
-            Challenge::parse("Bearer service=x"),
-            None,
-            "realm is required"
-        );
+        assert_eq!(Challenge::parse("Bearer service=x"), None, "realm is required");
     }
 
     #[test]
     fn scope_keys_ignore_order_and_duplicates() {
         let a = scope_key(&["b".into(), "a".into(), "a".into()]);
         assert_eq!(a, "a b");
-        assert_eq!(
-            repository_scope("t/app", true),
-            "repository:t/app:pull,push"
-        );
+        assert_eq!(repository_scope("t/app", true), "repository:t/app:pull,push");
     }
 }

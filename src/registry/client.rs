@@ -90,23 +90,17 @@ impl Registry {
         let credential = tokio::task::spawn_blocking(move || credentials::lookup(&domain))
             .await
             .unwrap_or(None);
-        let https = Url::parse(&format!("https://{}/v2/", self.host))
-            .map_err(|e| self.protocol(format!("bad host: {e}")))?;
+        let https =
+            Url::parse(&format!("https://{}/v2/", self.host)).map_err(|e| self.protocol(format!("bad host: {e}")))?;
         let https_error = match self.ping(&https).await {
             Ok(challenge) => return Ok(self.make_endpoint(https, credential, challenge)),
             Err(e) => e,
         };
-        if self.policy == SchemePolicy::HttpsThenHttp
-            && !matches!(https_error, RegistryError::Status { .. })
-        {
-            let http = Url::parse(&format!("http://{}/v2/", self.host))
-                .map_err(|e| self.protocol(e.to_string()))?;
+        if self.policy == SchemePolicy::HttpsThenHttp && !matches!(https_error, RegistryError::Status { .. }) {
+            let http = Url::parse(&format!("http://{}/v2/", self.host)).map_err(|e| self.protocol(e.to_string()))?;
             match self.ping(&http).await {
                 Ok(challenge) => {
-                    tracing::debug!(
-                        "{}: HTTPS failed ({https_error}); using plain HTTP",
-                        self.domain
-                    );
+                    tracing::debug!("{}: HTTPS failed ({https_error}); using plain HTTP", self.domain);
                     return Ok(self.make_endpoint(http, credential, challenge));
                 }
                 Err(e) => tracing::debug!("{}: plain HTTP failed too: {e}", self.domain),
@@ -142,9 +136,7 @@ impl Registry {
             match self.http.get(url.clone()).send().await {
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                     return Challenge::from_headers(r.headers()).ok_or_else(|| {
-                        self.protocol(
-                            "answered 401 without a usable WWW-Authenticate challenge".into(),
-                        )
+                        self.protocol("answered 401 without a usable WWW-Authenticate challenge".into())
                     })
                 }
                 Ok(r) if r.status().is_success() => return Ok(Challenge::Anonymous),
@@ -190,11 +182,7 @@ impl Registry {
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) if !last && is_retryable_error(&e) => {
-                    tracing::debug!(
-                        "{}: {operation}: {} (retrying)",
-                        self.domain,
-                        error_chain(&e)
-                    );
+                    tracing::debug!("{}: {operation}: {} (retrying)", self.domain, error_chain(&e));
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
                     attempt += 1;
                     continue;
@@ -203,19 +191,13 @@ impl Registry {
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
-                endpoint
-                    .auth
-                    .unauthorized(response.headers(), scopes)
-                    .await?;
+                endpoint.auth.unauthorized(response.headers(), scopes).await?;
                 reauthenticated = true;
                 continue;
             }
             if is_retryable_status(status) && !last {
                 let wait = self.retry.delay(attempt, retry_after(response.headers()));
-                tracing::debug!(
-                    "{}: {operation}: {status} (retrying in {wait:?})",
-                    self.domain
-                );
+                tracing::debug!("{}: {operation}: {status} (retrying in {wait:?})", self.domain);
                 tokio::time::sleep(wait).await;
                 attempt += 1;
                 continue;
@@ -234,10 +216,7 @@ impl Registry {
     ) -> Result<Response, RegistryError> {
         let endpoint = self.endpoint().await?;
         let request = endpoint.auth.authorize(request, scopes).await?;
-        request
-            .send()
-            .await
-            .map_err(|e| self.transport(operation, &e))
+        request.send().await.map_err(|e| self.transport(operation, &e))
     }
 
     async fn url(&self, path: &str) -> Result<Url, RegistryError> {
@@ -250,11 +229,7 @@ impl Registry {
 
     /// GET a manifest, checking its bytes against the digest asked for (or the one the
     /// registry reports when asked by tag).
-    pub async fn get_manifest(
-        &self,
-        repository: &str,
-        selector: &ManifestSelector,
-    ) -> Result<Manifest, RegistryError> {
+    pub async fn get_manifest(&self, repository: &str, selector: &ManifestSelector) -> Result<Manifest, RegistryError> {
         let op = format!("GET manifest {repository}:{selector}");
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, false)];
@@ -264,34 +239,21 @@ impl Registry {
                     .header(ACCEPT, ACCEPT_MANIFESTS)
             })
             .await?;
-        let response = self
-            .expect_success(&op, response, &[StatusCode::OK])
-            .await?;
+        let response = self.expect_success(&op, response, &[StatusCode::OK]).await?;
         let content_type = header_str(response.headers(), CONTENT_TYPE);
-        let reported = header_str(response.headers(), "docker-content-digest")
-            .and_then(|d| d.parse::<Digest>().ok());
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_MANIFEST_SIZE as u64)
-        {
-            return Err(self.protocol(format!(
-                "{op}: manifest larger than {MAX_MANIFEST_SIZE} bytes"
-            )));
+        let reported = header_str(response.headers(), "docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
+        if response.content_length().is_some_and(|n| n > MAX_MANIFEST_SIZE as u64) {
+            return Err(self.protocol(format!("{op}: manifest larger than {MAX_MANIFEST_SIZE} bytes")));
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport(&op, &e))?;
+        let bytes = response.bytes().await.map_err(|e| self.transport(&op, &e))?;
         let expected = match selector {
             ManifestSelector::Digest(d) => Some(d.clone()),
             ManifestSelector::Tag(_) => reported,
         };
-        Manifest::new(bytes, content_type.as_deref(), expected.as_ref()).map_err(|e| {
-            RegistryError::Manifest {
-                registry: self.domain.clone(),
-                operation: op,
-                source: Box::new(e),
-            }
+        Manifest::new(bytes, content_type.as_deref(), expected.as_ref()).map_err(|e| RegistryError::Manifest {
+            registry: self.domain.clone(),
+            operation: op,
+            source: Box::new(e),
         })
     }
 
@@ -313,9 +275,7 @@ impl Registry {
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = self
-            .expect_success(&op, response, &[StatusCode::OK])
-            .await?;
+        let response = self.expect_success(&op, response, &[StatusCode::OK]).await?;
         match header_str(response.headers(), "docker-content-digest") {
             Some(d) => d
                 .parse()
@@ -379,11 +339,7 @@ impl Registry {
     }
 
     /// GET a blob; the caller streams and verifies the body.
-    pub async fn get_blob(
-        &self,
-        repository: &str,
-        digest: &Digest,
-    ) -> Result<Response, RegistryError> {
+    pub async fn get_blob(&self, repository: &str, digest: &Digest) -> Result<Response, RegistryError> {
         let op = format!("GET blob {repository}@{digest}");
         let path = format!("v2/{repository}/blobs/{digest}");
         let scopes = [repository_scope(repository, false)];
@@ -405,10 +361,7 @@ impl Registry {
     ) -> Result<MountOutcome, RegistryError> {
         let op = format!("mount blob {digest} from {from} into {repository}");
         let path = format!("v2/{repository}/blobs/uploads/");
-        let scopes = [
-            repository_scope(repository, true),
-            repository_scope(from, false),
-        ];
+        let scopes = [repository_scope(repository, true), repository_scope(from, false)];
         let digest_s = digest.to_string();
         let response = self
             .send(&op, &scopes, |http, base| {
@@ -438,9 +391,7 @@ impl Registry {
                     .header(CONTENT_LENGTH, 0)
             })
             .await?;
-        let response = self
-            .expect_success(&op, response, &[StatusCode::ACCEPTED])
-            .await?;
+        let response = self.expect_success(&op, response, &[StatusCode::ACCEPTED]).await?;
         self.location(&op, &response).await
     }
 
@@ -467,32 +418,20 @@ impl Registry {
             .expect_success(
                 &op,
                 response,
-                &[
-                    StatusCode::ACCEPTED,
-                    StatusCode::NO_CONTENT,
-                    StatusCode::CREATED,
-                ],
+                &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT, StatusCode::CREATED],
             )
             .await?;
         self.location(&op, &response).await
     }
 
     /// Commits an upload session under `digest` (the registry checks it too).
-    pub async fn commit_upload(
-        &self,
-        repository: &str,
-        session: Url,
-        digest: &Digest,
-    ) -> Result<(), RegistryError> {
+    pub async fn commit_upload(&self, repository: &str, session: Url, digest: &Digest) -> Result<(), RegistryError> {
         let op = format!("commit blob {digest} in {repository}");
         let scopes = [repository_scope(repository, true)];
         let mut url = session;
-        url.query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
+        url.query_pairs_mut().append_pair("digest", &digest.to_string());
         let response = self
-            .send(&op, &scopes, |http, _| {
-                http.put(url.clone()).header(CONTENT_LENGTH, 0)
-            })
+            .send(&op, &scopes, |http, _| http.put(url.clone()).header(CONTENT_LENGTH, 0))
             .await?;
         self.expect_success(
             &op,
@@ -511,20 +450,12 @@ impl Registry {
     }
 
     async fn location(&self, op: &str, response: &Response) -> Result<Url, RegistryError> {
-        let location = header_str(response.headers(), LOCATION).ok_or_else(|| {
-            self.protocol(format!(
-                "{op}: the registry sent no Location for the upload"
-            ))
-        })?;
+        let location = header_str(response.headers(), LOCATION)
+            .ok_or_else(|| self.protocol(format!("{op}: the registry sent no Location for the upload")))?;
         self.url(&location).await
     }
 
-    async fn expect_success(
-        &self,
-        op: &str,
-        response: Response,
-        ok: &[StatusCode],
-    ) -> Result<Response, RegistryError> {
+    async fn expect_success(&self, op: &str, response: Response, ok: &[StatusCode]) -> Result<Response, RegistryError> {
         let status = response.status();
         if ok.contains(&status) || (ok.is_empty() && status.is_success()) {
             return Ok(response);
@@ -556,10 +487,7 @@ impl Registry {
 }
 
 fn header_str(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 /// Connection-level failures that a new attempt may not hit; TLS certificate problems will.
@@ -577,10 +505,7 @@ fn is_tls_error(e: &reqwest::Error) -> bool {
             return true;
         }
         // io::Error::source() skips the error it wraps, so descend into it by hand
-        next = match err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
+        next = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
             None => err.source(),
         };
@@ -610,9 +535,7 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     }
     let mut out = parts.join(": ");
     if is_tls_error(e) {
-        out.push_str(
-            " (TLS: trust the registry's CA with --ca-cert-path, or use --skip-tls-verify)",
-        );
+        out.push_str(" (TLS: trust the registry's CA with --ca-cert-path, or use --skip-tls-verify)");
     }
     out
 }

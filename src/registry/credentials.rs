@@ -41,9 +41,7 @@ pub fn server_key(domain: &str) -> &str {
 pub fn config_path() -> Option<PathBuf> {
     match std::env::var_os("DOCKER_CONFIG") {
         Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-        None => {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
-        }
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json")),
     }
 }
 
@@ -56,26 +54,18 @@ pub fn lookup(domain: &str) -> Option<Credential> {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
-            tracing::warn!(
-                "cannot read {}: {e}; continuing without credentials",
-                path.display()
-            );
+            tracing::warn!("cannot read {}: {e}; continuing without credentials", path.display());
             return None;
         }
     };
     let server = server_key(domain);
     match docker_credential::get_credential_from_reader(bytes.as_slice(), server) {
-        Ok(DockerCredential::UsernamePassword(username, password)) => {
-            Some(Credential::Basic { username, password })
-        }
+        Ok(DockerCredential::UsernamePassword(username, password)) => Some(Credential::Basic { username, password }),
         Ok(DockerCredential::IdentityToken(token)) => Some(Credential::IdentityToken(token)),
         Err(CredentialRetrievalError::NoCredentialConfigured) => None,
         Err(CredentialRetrievalError::HelperFailure { helper, stdout, .. }) => {
             // helpers answer "credentials not found" for unknown servers
-            if !stdout
-                .to_ascii_lowercase()
-                .contains("credentials not found")
-            {
+            if !stdout.to_ascii_lowercase().contains("credentials not found") {
                 tracing::warn!(
                     "credential helper {helper} failed for {server}; continuing without credentials \
                      (try `echo {server} | {helper} get`)"

@@ -121,26 +121,12 @@ impl Manifest {
             .map(|t| t.split(';').next().unwrap_or_default().trim())
             .filter(|t| !t.is_empty());
         let media_type = match declared {
-            Some(t)
-                if [
-                    DOCKER_MANIFEST,
-                    DOCKER_MANIFEST_LIST,
-                    OCI_MANIFEST,
-                    OCI_INDEX,
-                ]
-                .contains(&t) =>
-            {
-                t.to_string()
-            }
+            Some(t) if [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX].contains(&t) => t.to_string(),
             Some(t) if t.starts_with("application/vnd.docker.distribution.manifest.v1") => {
                 return Err(ManifestError::Unsupported(t.to_string()))
             }
             _ => sniff_media_type(&bytes).ok_or_else(|| {
-                ManifestError::Unsupported(
-                    declared
-                        .unwrap_or("(none, and the document names none)")
-                        .to_string(),
-                )
+                ManifestError::Unsupported(declared.unwrap_or("(none, and the document names none)").to_string())
             })?,
         };
         Ok(Manifest {
@@ -162,8 +148,7 @@ impl Manifest {
             reason,
         };
         if self.is_index() {
-            let index: ImageIndex =
-                serde_json::from_slice(&self.bytes).map_err(|e| invalid(e.to_string()))?;
+            let index: ImageIndex = serde_json::from_slice(&self.bytes).map_err(|e| invalid(e.to_string()))?;
             let manifests = index
                 .manifests()
                 .iter()
@@ -172,8 +157,7 @@ impl Manifest {
                 .map_err(invalid)?;
             Ok(ManifestContent::Index { manifests })
         } else {
-            let m: ImageManifest =
-                serde_json::from_slice(&self.bytes).map_err(|e| invalid(e.to_string()))?;
+            let m: ImageManifest = serde_json::from_slice(&self.bytes).map_err(|e| invalid(e.to_string()))?;
             Ok(ManifestContent::Image {
                 config: convert(m.config()).map_err(invalid)?,
                 layers: m
@@ -202,14 +186,9 @@ fn sniff_media_type(bytes: &[u8]) -> Option<String> {
         return None;
     }
     match shape.media_type {
-        Some(t) => [
-            DOCKER_MANIFEST,
-            DOCKER_MANIFEST_LIST,
-            OCI_MANIFEST,
-            OCI_INDEX,
-        ]
-        .contains(&t.as_str())
-        .then_some(t),
+        Some(t) => [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX]
+            .contains(&t.as_str())
+            .then_some(t),
         None if shape.manifests.is_some() => Some(OCI_INDEX.to_string()),
         None if shape.config.is_some() => Some(OCI_MANIFEST.to_string()),
         None => None,
@@ -302,12 +281,7 @@ mod tests {
     #[test]
     fn digest_is_checked() {
         let wrong: Digest = format!("sha256:{}", "0".repeat(64)).parse().unwrap();
-        let e = Manifest::new(
-            Bytes::from_static(OCI_NO_TYPE.as_bytes()),
-            None,
-            Some(&wrong),
-        )
-        .unwrap_err();
+        let e = Manifest::new(Bytes::from_static(OCI_NO_TYPE.as_bytes()), None, Some(&wrong)).unwrap_err();
         assert!(matches!(e, ManifestError::DigestMismatch { .. }));
     }
 

@@ -51,9 +51,7 @@ impl RegistryError {
     pub fn is_retryable(&self) -> bool {
         match self {
             RegistryError::Transport { retryable, .. } => *retryable,
-            RegistryError::Status { status, .. } => {
-                *status == 408 || *status == 429 || *status >= 500
-            }
+            RegistryError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             _ => false,
         }
     }

@@ -44,9 +44,7 @@ impl RetryPolicy {
 }
 
 pub fn is_retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
+    status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from registries and treated as absent).
@@ -73,14 +71,8 @@ mod tests {
             let full = (p.base_delay * 2u32.pow(attempt)).min(p.max_delay);
             assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
         }
-        assert_eq!(
-            p.delay(0, Some(Duration::from_secs(3))),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            p.delay(0, Some(Duration::from_secs(3600))),
-            p.max_retry_after
-        );
+        assert_eq!(p.delay(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(p.delay(0, Some(Duration::from_secs(3600))), p.max_retry_after);
     }
 
     #[test]
@@ -89,10 +81,7 @@ mod tests {
             assert!(is_retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
         }
         for s in [400, 401, 403, 404, 409] {
-            assert!(
-                !is_retryable_status(StatusCode::from_u16(s).unwrap()),
-                "{s}"
-            );
+            assert!(!is_retryable_status(StatusCode::from_u16(s).unwrap()), "{s}");
         }
     }
 }

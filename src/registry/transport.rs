@@ -60,10 +60,9 @@ impl RegistryOptions {
             let pem = std::fs::read(path).map_err(|e| RegistryError::Config {
                 detail: format!("cannot read CA certificate file {}: {e}", path.display()),
             })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
-                    detail: format!("{} holds no usable PEM certificate: {e}", path.display()),
-                })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
+                detail: format!("{} holds no usable PEM certificate: {e}", path.display()),
+            })?;
             if certs.is_empty() {
                 return Err(RegistryError::Config {
                     detail: format!("{} holds no PEM certificate", path.display()),
@@ -91,11 +90,7 @@ fn host_without_port(host: &str) -> &str {
 
 /// localhost, 127.0.0.0/8 and ::1.
 pub fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 /// The API host of a registry domain: Docker Hub's API is not at docker.io.
@@ -116,22 +111,10 @@ mod tests {
             insecure_registries: vec!["lab.example.com:5000".into(), "other.example".into()],
             ..Default::default()
         };
-        assert_eq!(
-            opts.scheme_policy("registry.example.com"),
-            SchemePolicy::HttpsOnly
-        );
-        assert_eq!(
-            opts.scheme_policy("lab.example.com:5000"),
-            SchemePolicy::HttpsThenHttp
-        );
-        assert_eq!(
-            opts.scheme_policy("lab.example.com:5001"),
-            SchemePolicy::HttpsOnly
-        );
-        assert_eq!(
-            opts.scheme_policy("other.example:443"),
-            SchemePolicy::HttpsThenHttp
-        );
+        assert_eq!(opts.scheme_policy("registry.example.com"), SchemePolicy::HttpsOnly);
+        assert_eq!(opts.scheme_policy("lab.example.com:5000"), SchemePolicy::HttpsThenHttp);
+        assert_eq!(opts.scheme_policy("lab.example.com:5001"), SchemePolicy::HttpsOnly);
+        assert_eq!(opts.scheme_policy("other.example:443"), SchemePolicy::HttpsThenHttp);
         for loopback in [
             "localhost",
             "localhost:5000",
@@ -139,21 +122,14 @@ mod tests {
             "127.9.9.9",
             "[::1]:5000",
         ] {
-            assert_eq!(
-                opts.scheme_policy(loopback),
-                SchemePolicy::HttpsThenHttp,
-                "{loopback}"
-            );
+            assert_eq!(opts.scheme_policy(loopback), SchemePolicy::HttpsThenHttp, "{loopback}");
         }
         assert_eq!(opts.scheme_policy("128.0.0.1"), SchemePolicy::HttpsOnly);
         let skip = RegistryOptions {
             skip_tls_verify: true,
             ..Default::default()
         };
-        assert_eq!(
-            skip.scheme_policy("registry.example.com"),
-            SchemePolicy::HttpsThenHttp
-        );
+        assert_eq!(skip.scheme_policy("registry.example.com"), SchemePolicy::HttpsThenHttp);
     }
 
     #[test]

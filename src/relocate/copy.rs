@@ -186,9 +186,7 @@ impl BlobSink {
             .entry(digest.clone())
             .or_default()
             .push(repository.to_string());
-        state
-            .absent
-            .remove(&(repository.to_string(), digest.clone()));
+        state.absent.remove(&(repository.to_string(), digest.clone()));
         state
             .outcomes
             .insert((repository.to_string(), digest.clone()), outcome.clone());
@@ -210,10 +208,7 @@ impl BlobSink {
             let (known, checked_absent) = {
                 let state = self.state.lock().expect("sink lock");
                 let key = (repository.clone(), digest.clone());
-                (
-                    state.outcomes.contains_key(&key),
-                    state.absent.contains(&key),
-                )
+                (state.outcomes.contains_key(&key), state.absent.contains(&key))
             };
             if known {
                 continue;
@@ -242,9 +237,7 @@ impl BlobSink {
                 continue;
             };
             match self.target.mount_blob(repository, digest, &from).await? {
-                MountOutcome::Mounted => {
-                    self.record(repository, digest, BlobOutcome::Mounted { from })
-                }
+                MountOutcome::Mounted => self.record(repository, digest, BlobOutcome::Mounted { from }),
                 MountOutcome::Upload(session) => {
                     tracing::debug!(
                         "{}: mount of {digest} from {from} refused; uploading",
@@ -330,9 +323,7 @@ impl BlobSink {
             }
         };
         let mismatch = if seen != size {
-            Some(format!(
-                "{seen} bytes arrived but the descriptor says {size}"
-            ))
+            Some(format!("{seen} bytes arrived but the descriptor says {size}"))
         } else if got != digest {
             Some(format!("the content hashes to {got}"))
         } else {
@@ -352,10 +343,7 @@ impl BlobSink {
 
     fn outcome(&self, repository: &str, digest: &Digest) -> Option<BlobOutcome> {
         let state = self.state.lock().expect("sink lock");
-        state
-            .outcomes
-            .get(&(repository.to_string(), digest.clone()))
-            .cloned()
+        state.outcomes.get(&(repository.to_string(), digest.clone())).cloned()
     }
 }
 
@@ -435,9 +423,7 @@ pub async fn copy_images<S: ImageSource>(
         let repository = image.relocated.path().to_string();
         let push = push_selector(image);
         match groups.iter_mut().find(|g| {
-            g.repository == repository
-                && g.push == push
-                && g.image().source_selector() == image.source_selector()
+            g.repository == repository && g.push == push && g.image().source_selector() == image.source_selector()
         }) {
             Some(g) => g.members.push(image),
             None => groups.push(Group {
@@ -496,7 +482,7 @@ pub async fn copy_images<S: ImageSource>(
         // nothing is pushed for a bundle whose images do not all resolve
         for o in outcome.iter_mut().filter(|o| o.is_none()) {
             *o = Some(Err(
-                "not copied: another image of the bundle failed before any push".to_string(),
+                "not copied: another image of the bundle failed before any push".to_string()
             ));
         }
         return finish(&groups, outcome, &reporter);
@@ -541,49 +527,42 @@ pub async fn copy_images<S: ImageSource>(
         .collect();
 
     // Phase 3: manifests.
-    let pushes: Vec<Option<Result<CopiedImage, String>>> =
-        stream::iter(groups.iter().zip(&resolved))
-            .map(|(g, r)| {
-                let target = target.clone();
-                let sink = sink.clone();
-                let failed_blobs = &failed_blobs;
-                async move {
-                    let Ok(Resolved::Copy(tree)) = r else {
-                        return None;
-                    };
-                    if let Some((d, e)) = tree
-                        .blobs
-                        .iter()
-                        .find_map(|b| failed_blobs.get(&b.digest).map(|e| (&b.digest, e)))
-                    {
-                        return Some(Err(format!(
-                            "{} → {}: blob {d} could not be copied to {}: {e}",
-                            g.image().raw,
-                            g.image().relocated,
-                            target.domain()
-                        )));
-                    }
-                    Some(
-                        push_manifests(&target, g, tree)
-                            .await
-                            .map(|manifests_pushed| CopiedImage {
-                                digest: tree.top.digest.clone(),
-                                already_present: false,
-                                stats: stats_for(&sink, &g.repository, tree, manifests_pushed),
-                            })
-                            .map_err(|e| {
-                                describe_failure(
-                                    g.image(),
-                                    &format!("pushing to {}", target.domain()),
-                                    &e,
-                                )
-                            }),
-                    )
+    let pushes: Vec<Option<Result<CopiedImage, String>>> = stream::iter(groups.iter().zip(&resolved))
+        .map(|(g, r)| {
+            let target = target.clone();
+            let sink = sink.clone();
+            let failed_blobs = &failed_blobs;
+            async move {
+                let Ok(Resolved::Copy(tree)) = r else {
+                    return None;
+                };
+                if let Some((d, e)) = tree
+                    .blobs
+                    .iter()
+                    .find_map(|b| failed_blobs.get(&b.digest).map(|e| (&b.digest, e)))
+                {
+                    return Some(Err(format!(
+                        "{} → {}: blob {d} could not be copied to {}: {e}",
+                        g.image().raw,
+                        g.image().relocated,
+                        target.domain()
+                    )));
                 }
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
+                Some(
+                    push_manifests(&target, g, tree)
+                        .await
+                        .map(|manifests_pushed| CopiedImage {
+                            digest: tree.top.digest.clone(),
+                            already_present: false,
+                            stats: stats_for(&sink, &g.repository, tree, manifests_pushed),
+                        })
+                        .map_err(|e| describe_failure(g.image(), &format!("pushing to {}", target.domain()), &e)),
+                )
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
     for (o, p) in outcome.iter_mut().zip(pushes) {
         if let Some(p) = p {
             *o = Some(p);
@@ -592,19 +571,10 @@ pub async fn copy_images<S: ImageSource>(
     finish(&groups, outcome, &reporter)
 }
 
-async fn resolve<S: ImageSource>(
-    source: &S,
-    target: &Registry,
-    group: &Group<'_>,
-) -> Result<Resolved, CopyError> {
+async fn resolve<S: ImageSource>(source: &S, target: &Registry, group: &Group<'_>) -> Result<Resolved, CopyError> {
     let image = group.image();
     if let Some(expected) = &image.expected_digest {
-        if target
-            .head_manifest(&group.repository, &group.push)
-            .await?
-            .as_ref()
-            == Some(expected)
-        {
+        if target.head_manifest(&group.repository, &group.push).await?.as_ref() == Some(expected) {
             return Ok(Resolved::Present(expected.clone()));
         }
     }
@@ -618,12 +588,7 @@ async fn resolve<S: ImageSource>(
         }
         Some(_) => {}
         None => {
-            if target
-                .head_manifest(&group.repository, &group.push)
-                .await?
-                .as_ref()
-                == Some(&tree.top.digest)
-            {
+            if target.head_manifest(&group.repository, &group.push).await?.as_ref() == Some(&tree.top.digest) {
                 return Ok(Resolved::Present(tree.top.digest.clone()));
             }
         }
@@ -631,11 +596,7 @@ async fn resolve<S: ImageSource>(
     Ok(Resolved::Copy(tree))
 }
 
-async fn push_manifests(
-    target: &Registry,
-    group: &Group<'_>,
-    tree: &ImageTree,
-) -> Result<usize, CopyError> {
+async fn push_manifests(target: &Registry, group: &Group<'_>, tree: &ImageTree) -> Result<usize, CopyError> {
     for child in &tree.children {
         target
             .put_manifest(
@@ -645,9 +606,7 @@ async fn push_manifests(
             )
             .await?;
     }
-    target
-        .put_manifest(&group.repository, &group.push, &tree.top)
-        .await?;
+    target.put_manifest(&group.repository, &group.push, &tree.top).await?;
     let found = target.head_manifest(&group.repository, &group.push).await?;
     if found.as_ref() != Some(&tree.top.digest) {
         return Err(CopyError::NotVerified {
@@ -659,12 +618,7 @@ async fn push_manifests(
     Ok(tree.children.len() + 1)
 }
 
-fn stats_for(
-    sink: &BlobSink,
-    repository: &str,
-    tree: &ImageTree,
-    manifests_pushed: usize,
-) -> ImageStats {
+fn stats_for(sink: &BlobSink, repository: &str, tree: &ImageTree, manifests_pushed: usize) -> ImageStats {
     let mut stats = ImageStats {
         manifests_pushed,
         ..Default::default()
@@ -686,11 +640,7 @@ fn describe_failure(image: &PlannedImage, stage: &str, e: &CopyError) -> String 
     format!("{} → {}: {stage}: {e}", image.raw, image.relocated)
 }
 
-fn finish(
-    groups: &[Group],
-    outcome: Vec<Option<Result<CopiedImage, String>>>,
-    reporter: &Reporter,
-) -> CopyReport {
+fn finish(groups: &[Group], outcome: Vec<Option<Result<CopiedImage, String>>>, reporter: &Reporter) -> CopyReport {
     let mut images = Vec::new();
     for (g, o) in groups.iter().zip(outcome) {
         let o = o.unwrap_or_else(|| Err("not copied".to_string()));

@@ -7,8 +7,7 @@ use std::str::FromStr;
 use md5::{Digest as _, Md5};
 
 use crate::reference::{
-    hex_string, looks_like_domain, validate_domain, validate_path_component, Reference,
-    NAME_TOTAL_LENGTH_MAX,
+    hex_string, looks_like_domain, validate_domain, validate_path_component, Reference, NAME_TOTAL_LENGTH_MAX,
 };
 
 /// A repository prefix that passed validation (SPEC §4), e.g. `registry.internal.acme.com/smith`.
@@ -59,17 +58,14 @@ impl FromStr for RepositoryPrefix {
         };
         if prefix.is_empty() {
             return Err(bad(
-                "it is empty; give a registry host and path such as registry.example.com/team"
-                    .into(),
+                "it is empty; give a registry host and path such as registry.example.com/team".into(),
             ));
         }
         if prefix.ends_with('/') {
             return Err(bad("it must not end with '/'".into()));
         }
         if prefix.starts_with('/') {
-            return Err(bad(
-                "it must start with a registry host or a path, not '/'".into()
-            ));
+            return Err(bad("it must start with a registry host or a path, not '/'".into()));
         }
         if prefix.contains("//") {
             return Err(bad("it must not contain \"//\"".into()));
@@ -88,10 +84,7 @@ impl FromStr for RepositoryPrefix {
                 }
             }
         }
-        if let Some(c) = path
-            .chars()
-            .find(|c| matches!(c, ':' | '@' | '"') || c.is_whitespace())
-        {
+        if let Some(c) = path.chars().find(|c| matches!(c, ':' | '@' | '"') || c.is_whitespace()) {
             return Err(bad(format!(
                 "the repository path \"{path}\" after the host contains {c:?}; tags and digests come from the bundle, not the prefix"
             )));
@@ -106,10 +99,7 @@ impl FromStr for RepositoryPrefix {
 }
 
 /// Maps `original` under `prefix`, keeping its tag and digest.
-pub fn map_reference(
-    prefix: &RepositoryPrefix,
-    original: &Reference,
-) -> Result<Reference, MappingError> {
+pub fn map_reference(prefix: &RepositoryPrefix, original: &Reference) -> Result<Reference, MappingError> {
     let name = original.name();
     let hash = hex_string(&Md5::digest(name.as_bytes()));
     // 34 = "/" + "-" + 32 hex; negative when the prefix alone is too long. SPEC §4 uses the
@@ -135,9 +125,7 @@ pub fn map_reference(
         other => unmappable(other.to_string()),
     })?;
     if named.tag().is_some() || named.digest().is_some() {
-        return Err(unmappable(
-            "the prefix must not carry a tag or digest".into(),
-        ));
+        return Err(unmappable("the prefix must not carry a tag or digest".into()));
     }
     Ok(named.with_tag_and_digest(original.tag(), original.digest()))
 }
@@ -249,9 +237,7 @@ mod tests {
         let d = "sha256:deadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeefdeadbeef";
         let m = map(
             "example.com/u",
-            &format!(
-                "gcr.io/cf-elafros/knative-releases/github.com/knative/serving/cmd/autoscaler@{d}"
-            ),
+            &format!("gcr.io/cf-elafros/knative-releases/github.com/knative/serving/cmd/autoscaler@{d}"),
         );
         assert_eq!(
             m,
@@ -279,10 +265,7 @@ mod tests {
         // duffle maps to 262 characters and fails, we drop the middle component instead.
         let path = ["a".repeat(100), "b".repeat(10), "c".repeat(100)].join("/");
         let m = map("myuser", &format!("example.com/{path}"));
-        assert!(
-            m.len() <= 255 && m.contains("a---c") && !m.contains("bbb"),
-            "{m}"
-        );
+        assert!(m.len() <= 255 && m.contains("a---c") && !m.contains("bbb"), "{m}");
     }
 
     #[test]

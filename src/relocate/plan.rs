@@ -63,10 +63,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(
-        prefix: RepositoryPrefix,
-        images: Vec<BundleImageRef>,
-    ) -> Result<Plan, MappingError> {
+    pub fn new(prefix: RepositoryPrefix, images: Vec<BundleImageRef>) -> Result<Plan, MappingError> {
         let images = images
             .into_iter()
             .map(|img| {

@@ -46,8 +46,7 @@ impl RelocationMapping {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
         }
         tmp.as_file().sync_all()?;
         tmp.persist(path).map_err(|e| e.error)?;
@@ -67,12 +66,9 @@ mod tests {
 
     #[test]
     fn compact_sorted_without_newline() {
-        let m: RelocationMapping = [
-            ("b".to_string(), "y".to_string()),
-            ("a".to_string(), "x".to_string()),
-        ]
-        .into_iter()
-        .collect();
+        let m: RelocationMapping = [("b".to_string(), "y".to_string()), ("a".to_string(), "x".to_string())]
+            .into_iter()
+            .collect();
         assert_eq!(m.to_json(), br#"{"a":"x","b":"y"}"#);
     }
 

@@ -31,9 +31,7 @@ impl ImageSource for RemoteSource {
     async fn resolve(&self, image: &PlannedImage) -> Result<ImageTree, CopyError> {
         let registry = self.registries.get(image.original.domain());
         let repository = image.original.path();
-        let top = registry
-            .get_manifest(repository, &image.source_selector())
-            .await?;
+        let top = registry.get_manifest(repository, &image.source_selector()).await?;
         ImageTree::build(top, |d| {
             let registry = registry.clone();
             async move {
@@ -45,11 +43,7 @@ impl ImageSource for RemoteSource {
         .await
     }
 
-    async fn send_blobs(
-        &self,
-        mut wanted: Vec<WantedBlob>,
-        sink: Arc<BlobSink>,
-    ) -> Vec<(Digest, CopyError)> {
+    async fn send_blobs(&self, mut wanted: Vec<WantedBlob>, sink: Arc<BlobSink>) -> Vec<(Digest, CopyError)> {
         // largest first, so the long transfers do not start last
         wanted.sort_by_key(|b| std::cmp::Reverse(b.descriptor.size));
         stream::iter(wanted)

@@ -66,9 +66,10 @@ impl ImageTree {
                         )));
                     }
                     stack.push((manifest, depth, true));
-                    for d in manifests.into_iter().rev() {
+                    let mut fetched = Vec::new();
+                    for d in manifests {
                         if !seen_manifests.insert(d.digest.clone()) {
-                            continue;
+                            continue; // repeated descriptors are copied once
                         }
                         let (digest, size) = (d.digest.clone(), d.size);
                         let m = child(d).await?;
@@ -78,8 +79,10 @@ impl ImageTree {
                                 m.bytes.len()
                             )));
                         }
-                        stack.push((m, depth + 1, false));
+                        fetched.push((m, depth + 1, false));
                     }
+                    // reversed onto the stack, so they pop in descriptor order
+                    stack.extend(fetched.into_iter().rev());
                 }
             }
         }
@@ -115,10 +118,7 @@ impl WantedBlob {
 /// A place images are read from.
 pub trait ImageSource: Send + Sync + 'static {
     /// Reads the image's top manifest (by pinned digest, else by tag) and every child manifest.
-    fn resolve(
-        &self,
-        image: &PlannedImage,
-    ) -> impl Future<Output = Result<ImageTree, CopyError>> + Send;
+    fn resolve(&self, image: &PlannedImage) -> impl Future<Output = Result<ImageTree, CopyError>> + Send;
 
     /// Delivers every blob of `wanted` through `sink` (which checks the target, mounts, and
     /// uploads with verification), in whatever order suits the source. Returns the blobs that
@@ -132,4 +132,67 @@ pub trait ImageSource: Send + Sync + 'static {
     /// A repository of `target_domain` holding the image's blobs already, if the image lives
     /// on that registry (so blobs can be mounted instead of sent).
     fn repository_on(&self, image: &PlannedImage, target_domain: &str) -> Option<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn manifest(json: String) -> Manifest {
+        Manifest::new(Bytes::from(json), None, None).unwrap()
+    }
+
+    fn d(n: u8) -> String {
+        format!("sha256:{}", format!("{n:02x}").repeat(32))
+    }
+
+    #[tokio::test]
+    async fn walks_indexes_children_first_skipping_foreign_layers_and_repeats() {
+        let image = |cfg: u8, foreign: bool| {
+            let foreign_layer = if foreign {
+                format!(
+                    r#",{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{}","size":9,"urls":["https://x"]}}"#,
+                    d(99)
+                )
+            } else {
+                String::new()
+            };
+            manifest(format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{}","size":1}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{}","size":2}}{foreign_layer}]}}"#,
+                d(cfg),
+                d(50)
+            ))
+        };
+        let (a, b) = (image(1, true), image(2, false));
+        let entry = |m: &Manifest| {
+            format!(
+                r#"{{"mediaType":"{}","digest":"{}","size":{}}}"#,
+                m.media_type,
+                m.digest,
+                m.bytes.len()
+            )
+        };
+        let index = manifest(format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{},{},{}]}}"#,
+            entry(&a),
+            entry(&b),
+            entry(&a)
+        ));
+        let children = [a.clone(), b.clone()];
+        let tree = ImageTree::build(index.clone(), |desc| {
+            let found = children.iter().find(|c| c.digest == desc.digest).cloned();
+            async move { found.ok_or_else(|| CopyError::Source("missing".into())) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(tree.top, index);
+        assert_eq!(tree.children, [a, b], "children in order, once each");
+        let blobs: Vec<String> = tree.blobs.iter().map(|b| b.digest.to_string()).collect();
+        assert_eq!(
+            blobs,
+            [d(1), d(50), d(2)],
+            "config and layers once; the foreign layer left out"
+        );
+    }
 }

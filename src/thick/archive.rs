@@ -68,18 +68,13 @@ pub fn scan_archive(
         };
         let kind = entry.header().entry_type();
         match kind {
-            EntryType::XGlobalHeader
-            | EntryType::XHeader
-            | EntryType::GNULongName
-            | EntryType::GNULongLink => continue,
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => continue,
             EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
             EntryType::Symlink | EntryType::Link => {
                 return Err(unsafe_entry("links are not allowed in a thick bundle"))
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                return Err(unsafe_entry(
-                    "device files and FIFOs are not allowed in a thick bundle",
-                ))
+                return Err(unsafe_entry("device files and FIFOs are not allowed in a thick bundle"))
             }
             _ => {
                 return Err(unsafe_entry(
@@ -144,10 +139,7 @@ fn normalize_entry_name(raw: &str) -> Result<Option<String>, &'static str> {
     if raw.starts_with('/') {
         return Err("absolute paths are not allowed");
     }
-    let parts: Vec<&str> = raw
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
+    let parts: Vec<&str> = raw.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     if parts.contains(&"..") {
         return Err("'..' path components are not allowed");
     }
@@ -159,8 +151,8 @@ pub fn read_bundle_json(path: &Path) -> Result<Vec<u8>, ThickError> {
     let mut candidates: Vec<(String, Vec<u8>)> = Vec::new();
     let mut too_large: Option<(String, u64)> = None;
     let index = scan_archive(path, |name, size, content| {
-        let at_root_or_one_down = name == BUNDLE_JSON
-            || (name.split('/').count() == 2 && name.ends_with(&format!("/{BUNDLE_JSON}")));
+        let at_root_or_one_down =
+            name == BUNDLE_JSON || (name.split('/').count() == 2 && name.ends_with(&format!("/{BUNDLE_JSON}")));
         if at_root_or_one_down {
             if size > MAX_BUNDLE_JSON {
                 too_large = Some((name.to_string(), size));
@@ -182,11 +174,11 @@ pub fn read_bundle_json(path: &Path) -> Result<Vec<u8>, ThickError> {
             });
         }
     }
-    let wanted =
-        root.map(|r| format!("{r}{BUNDLE_JSON}"))
-            .ok_or_else(|| ThickError::NoBundleJson {
-                path: path.to_path_buf(),
-            })?;
+    let wanted = root
+        .map(|r| format!("{r}{BUNDLE_JSON}"))
+        .ok_or_else(|| ThickError::NoBundleJson {
+            path: path.to_path_buf(),
+        })?;
     candidates
         .into_iter()
         .find(|(name, _)| *name == wanted)
@@ -202,20 +194,11 @@ mod tests {
 
     #[test]
     fn normalizes_names() {
-        assert_eq!(
-            normalize_entry_name("./bundle.json"),
-            Ok(Some("bundle.json".into()))
-        );
-        assert_eq!(
-            normalize_entry_name("bundle.json"),
-            Ok(Some("bundle.json".into()))
-        );
+        assert_eq!(normalize_entry_name("./bundle.json"), Ok(Some("bundle.json".into())));
+        assert_eq!(normalize_entry_name("bundle.json"), Ok(Some("bundle.json".into())));
         assert_eq!(normalize_entry_name("./"), Ok(None));
         assert_eq!(normalize_entry_name("."), Ok(None));
-        assert_eq!(
-            normalize_entry_name("./a//b/./c/"),
-            Ok(Some("a/b/c".into()))
-        );
+        assert_eq!(normalize_entry_name("./a//b/./c/"), Ok(Some("a/b/c".into())));
         assert!(normalize_entry_name("/etc/passwd").is_err());
         assert!(normalize_entry_name("../x").is_err());
         assert!(normalize_entry_name("a/../../x").is_err());

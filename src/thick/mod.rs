@@ -10,10 +10,7 @@ pub use archive::{read_bundle_json, scan_archive, ArchiveIndex};
 #[derive(Debug, thiserror::Error)]
 pub enum ThickError {
     #[error("cannot read thick bundle {path}: {source} (is the archive complete?)")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("thick bundle {path}: refusing entry \"{entry}\": {reason}")]
     UnsafeEntry {
         path: PathBuf,
@@ -22,14 +19,8 @@ pub enum ThickError {
     },
     #[error("thick bundle {path}: entry \"{entry}\" appears more than once")]
     DuplicateEntry { path: PathBuf, entry: String },
-    #[error(
-        "thick bundle {path} has no bundle.json at its root (nor in a single top-level directory)"
-    )]
+    #[error("thick bundle {path} has no bundle.json at its root (nor in a single top-level directory)")]
     NoBundleJson { path: PathBuf },
     #[error("thick bundle {path}: {entry} is {size} bytes; over {max} bytes is refused", max = crate::bundle::MAX_BUNDLE_JSON)]
-    BundleJsonTooLarge {
-        path: PathBuf,
-        entry: String,
-        size: u64,
-    },
+    BundleJsonTooLarge { path: PathBuf, entry: String, size: u64 },
 }

@@ -18,10 +18,7 @@ pub fn run(cmd: &mut Command) -> Output {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Deterministic incompressible bytes.
@@ -134,18 +131,11 @@ impl Layout {
     /// Adds a top-level descriptor to index.json.
     pub fn add_ref(&self, tag: &str, media_type: &str, digest: &str, size: u64) {
         let mut idx = self.index_json();
-        idx["manifests"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({
-                "mediaType": media_type, "digest": digest, "size": size,
-                "annotations": {"org.opencontainers.image.ref.name": tag}
-            }));
-        std::fs::write(
-            self.path.join("index.json"),
-            serde_json::to_vec(&idx).unwrap(),
-        )
-        .unwrap();
+        idx["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+            "mediaType": media_type, "digest": digest, "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": tag}
+        }));
+        std::fs::write(self.path.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
     }
 
     /// A multi-arch OCI index of `children` (tag, architecture), tagged `tag`; its digest.
@@ -223,13 +213,7 @@ impl Layout {
         self.write_dir(out, &list, &tags, &child_manifests)
     }
 
-    fn write_dir(
-        &self,
-        out: &Path,
-        manifest: &[u8],
-        tags: &[&str],
-        children: &[Vec<u8>],
-    ) -> String {
+    fn write_dir(&self, out: &Path, manifest: &[u8], tags: &[&str], children: &[Vec<u8>]) -> String {
         std::fs::create_dir_all(out).unwrap();
         std::fs::write(out.join("version"), "Directory Transport Version: 1.1\n").unwrap();
         std::fs::write(out.join("manifest.json"), manifest).unwrap();

@@ -42,11 +42,7 @@ impl Run {
     }
 
     pub fn assert_ok(&self) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 }
@@ -100,15 +96,9 @@ pub fn docker_config_for(hosts: &[String]) -> tempfile::TempDir {
     docker_config(serde_json::Value::Object(auths))
 }
 
-pub fn write_bundle(
-    dir: &Path,
-    invocation: &[&str],
-    images: &[(&str, serde_json::Value)],
-) -> PathBuf {
-    let images: serde_json::Map<String, serde_json::Value> = images
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+pub fn write_bundle(dir: &Path, invocation: &[&str], images: &[(&str, serde_json::Value)]) -> PathBuf {
+    let images: serde_json::Map<String, serde_json::Value> =
+        images.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let bundle = serde_json::json!({
         "schemaVersion": "v1.0.0", "name": "test", "version": "0.1.0",
         "invocationImages": invocation.iter().map(|i| serde_json::json!({"image": i, "imageType": "oci"})).collect::<Vec<_>>(),
@@ -162,10 +152,7 @@ pub fn populate(reg: &TestRegistry, base_size: usize) -> SourceImages {
         .unwrap()
         .to_string();
     let docker_digest = layout.docker_dir("arm64", &dir.path().join("docker"));
-    let list_digest = layout.docker_list_dir(
-        &[("amd64", "amd64"), ("arm64", "arm64")],
-        &dir.path().join("list"),
-    );
+    let list_digest = layout.docker_list_dir(&[("amd64", "amd64"), ("arm64", "arm64")], &dir.path().join("list"));
     let host = reg.host();
     let opts = reg.skopeo_opts("dest");
     let oci = |tag: &str| format!("oci:{}:{tag}", layout.path.display());
@@ -180,10 +167,7 @@ pub fn populate(reg: &TestRegistry, base_size: usize) -> SourceImages {
         layout.descriptor("amd64").digest,
     );
     let docker = (
-        push(
-            format!("dir:{}", dir.path().join("docker").display()),
-            "team/docker:v1",
-        ),
+        push(format!("dir:{}", dir.path().join("docker").display()), "team/docker:v1"),
         docker_digest,
     );
     let docker_list = (

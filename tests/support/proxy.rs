@@ -24,6 +24,9 @@ pub enum Fault {
     DropAfter(usize),
     /// Forward, flipping one byte of the response body.
     Corrupt,
+    /// Forward without the query string (turns a mount request into a plain upload start,
+    /// as a registry that will not mount answers it).
+    StripQuery,
 }
 
 #[derive(Debug, Clone)]
@@ -77,9 +80,7 @@ impl Proxy {
             log: log.clone(),
             rules: rules.clone(),
         });
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
         runtime.spawn(async move {
             loop {
@@ -129,11 +130,7 @@ impl Proxy {
 
 async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+    let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
     let fault = {
         let mut rules = st.rules.lock().unwrap();
         rules
@@ -160,29 +157,25 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
         if let Some(s) = retry_after {
             resp = resp.header("retry-after", s.to_string());
         }
-        let body =
-            format!(r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault {code}"}}]}}"#);
+        let body = format!(r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault {code}"}}]}}"#);
         return Ok(resp.body(full(body)).unwrap());
     }
+    let forward_path = match fault {
+        Some(Fault::StripQuery) => req.uri().path().to_string(),
+        _ => path.clone(),
+    };
     let mut upstream = st
         .client
-        .request(req.method().clone(), format!("{}{}", st.upstream, path));
+        .request(req.method().clone(), format!("{}{forward_path}", st.upstream));
     for (k, v) in req.headers() {
         upstream = upstream.header(k, v);
     }
     let body_stream = req.into_body().into_data_stream();
-    let resp = match upstream
-        .body(reqwest::Body::wrap_stream(body_stream))
-        .send()
-        .await
-    {
+    let resp = match upstream.body(reqwest::Body::wrap_stream(body_stream)).send().await {
         Ok(r) => r,
         Err(e) => {
             record(502, false);
-            return Ok(Response::builder()
-                .status(502)
-                .body(full(e.to_string()))
-                .unwrap());
+            return Ok(Response::builder().status(502).body(full(e.to_string())).unwrap());
         }
     };
     let status = resp.status().as_u16();
@@ -224,7 +217,5 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
 }
 
 fn full(s: String) -> Body {
-    Full::new(Bytes::from(s))
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(Bytes::from(s)).map_err(|never| match never {}).boxed()
 }

@@ -155,11 +155,7 @@ impl TestRegistry {
 
     /// The registry's repositories (`/v2/_catalog`), read with skopeo's credentials rules.
     pub fn catalog(&self) -> Vec<String> {
-        let scheme = if self.mode == Mode::Tls {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if self.mode == Mode::Tls { "https" } else { "http" };
         let mut cmd = Command::new("curl");
         cmd.args(["-sf", &format!("{scheme}://{}/v2/_catalog", self.host())]);
         if self.mode == Mode::Tls {
@@ -168,10 +164,7 @@ impl TestRegistry {
         if self.mode == Mode::Htpasswd {
             cmd.args(["-u", &format!("{USER}:{PASSWORD}")]);
         }
-        assert!(
-            self.mode != Mode::Token,
-            "catalog needs a registry:catalog:* token"
-        );
+        assert!(self.mode != Mode::Token, "catalog needs a registry:catalog:* token");
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "catalog of {}", self.host());
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -195,11 +188,7 @@ impl Drop for TestRegistry {
 /// certificate).
 fn make_tls_certs(d: &Path) {
     let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(d)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = Command::new("openssl").current_dir(d).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "openssl {args:?}: {}",

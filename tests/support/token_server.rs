@@ -54,11 +54,7 @@ impl TokenServer {
             .arg(&cert)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let kid = libtrust_key_id(&key);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -68,12 +64,7 @@ impl TokenServer {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
-                let (key, kid, req_log, issued_log) = (
-                    key.clone(),
-                    kid.clone(),
-                    req_log.clone(),
-                    issued_log.clone(),
-                );
+                let (key, kid, req_log, issued_log) = (key.clone(), kid.clone(), req_log.clone(), issued_log.clone());
                 std::thread::spawn(move || {
                     let _ = serve(stream, &key, &kid, &req_log, &issued_log);
                 });
@@ -123,13 +114,7 @@ fn serve(
     let method = parts.next().unwrap_or_default().to_string();
     let target = parts.next().unwrap_or_default().to_string();
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut body = vec![
-        0;
-        headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    ];
+    let mut body = vec![0; headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0)];
     reader.read_exact(&mut body)?;
     let params = if method == "POST" {
         parse_form(&String::from_utf8_lossy(&body))
@@ -169,8 +154,7 @@ fn serve(
             .unwrap_or_default();
         match get("grant_type").as_deref() {
             Some("password")
-                if get("username").as_deref() == Some("testuser")
-                    && get("password").as_deref() == Some("testpass") =>
+                if get("username").as_deref() == Some("testuser") && get("password").as_deref() == Some("testpass") =>
             {
                 Some("testuser".to_string())
             }
@@ -184,20 +168,15 @@ fn serve(
         }
     } else {
         record.scopes = get_all("scope");
-        match headers
-            .get("authorization")
-            .and_then(|h| h.strip_prefix("Basic "))
-        {
+        match headers.get("authorization").and_then(|h| h.strip_prefix("Basic ")) {
             Some(b64) => {
-                let decoded =
-                    String::from_utf8(STANDARD.decode(b64).unwrap_or_default()).unwrap_or_default();
+                let decoded = String::from_utf8(STANDARD.decode(b64).unwrap_or_default()).unwrap_or_default();
                 if decoded != "testuser:testpass" {
                     req_log.lock().unwrap().push(record);
                     return reply(
                         &stream,
                         401,
-                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#
-                            .into(),
+                        r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#.into(),
                     );
                 }
                 Some("testuser".to_string())
@@ -213,10 +192,7 @@ fn serve(
         .filter_map(|s| {
             let (typ, rest) = s.split_once(':')?;
             let (name, actions) = rest.rsplit_once(':')?;
-            let granted: Vec<&str> = actions
-                .split(',')
-                .filter(|a| user.is_some() || *a == "pull")
-                .collect();
+            let granted: Vec<&str> = actions.split(',').filter(|a| user.is_some() || *a == "pull").collect();
             Some(serde_json::json!({"type": typ, "name": name, "actions": granted}))
         })
         .collect();
