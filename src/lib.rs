@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 pub use error::Error;
 
-use bundle::{BundleFormat, OpenedBundle};
+use bundle::{BundleError, BundleFormat, OpenedBundle};
 use reference::Reference;
 use registry::{Registries, RegistryOptions};
 use relocate::{CopyReport, Plan, RemoteSource, Reporter, RepositoryPrefix};
+use thick::ThickSource;
 
 /// How to copy.
 #[derive(Debug, Clone)]
@@ -46,6 +47,16 @@ pub fn plan_bundle(bundle_path: &Path, prefix: &str) -> Result<(OpenedBundle, Pl
     let images = bundle::select_images(&opened.bundle)?;
     let plan = Plan::new(prefix, images)?;
     Ok((opened, plan))
+}
+
+/// Checks, without any network, what can be checked of the images' sources: for a thick
+/// bundle, that every image is in the archive with all its manifests and blobs (what
+/// `--dry-run` validates besides the mapping).
+pub fn verify_sources(opened: &OpenedBundle, plan: &Plan) -> Result<(), Error> {
+    if let Some(archive) = &opened.thick {
+        ThickSource::new(archive.clone(), plan, 1).map_err(|e| Error::Bundle(BundleError::Thick(e)))?;
+    }
+    Ok(())
 }
 
 /// Maps each reference as the relocation mapping would (`cnab-relocate map`).
@@ -91,9 +102,11 @@ pub async fn relocate(
             relocate::copy_images(source, &registries, plan, concurrency, reporter).await
         }
         BundleFormat::Thick => {
-            return Err(Error::Config(
-                "relocating thick bundles is not implemented yet; only --dry-run works for them".into(),
-            ))
+            let archive = opened.thick.clone().expect("a thick bundle has its archive");
+            let source = Arc::new(
+                ThickSource::new(archive, plan, concurrency).map_err(|e| Error::Bundle(BundleError::Thick(e)))?,
+            );
+            relocate::copy_images(source, &registries, plan, concurrency, reporter).await
         }
     };
     if !report.succeeded() {

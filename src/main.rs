@@ -183,6 +183,10 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         }
     };
     if args.dry_run {
+        if let Err(e) = cnab_relocate::verify_sources(&opened, &plan) {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
         let mut out = std::io::stdout().lock();
         let mut json = plan.mapping().to_json();
         // Exactly duffle's bytes when piped; a newline only for a person at a terminal.

@@ -25,8 +25,7 @@ fn stderr(o: &Output) -> String {
 
 const DUFFLE_BUNDLE: &str = "conformance/duffle-relocate/bundle.json";
 const THICK: &str = "conformance/thick-hello-world.tgz";
-const HELLO_BUNDLE_JSON: &str =
-    r#"{"name":"h","version":"1","invocationImages":[{"image":"hello-world:latest","imageType":"docker"}]}"#;
+const HELLO_BUNDLE_JSON: &str = r#"{"name":"h","version":"1","invocationImages":[{"image":"hello-world:latest","imageType":"docker","contentDigest":"sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4"}]}"#;
 
 #[test]
 fn dry_run_prints_duffles_exact_bytes() {
@@ -240,27 +239,66 @@ fn dry_run(path: &Path) -> Output {
     run(&[path.to_str().unwrap(), "-p", "example.com/user", "--dry-run"])
 }
 
+/// The ggcr hello-world layout's files under `prefix` (e.g. "./artifacts/layout/").
+fn hello_layout(prefix: &str) -> Vec<Entry> {
+    let root = testdata("conformance/ggcr-hello-world-layout");
+    let mut entries = Vec::new();
+    for rel in ["oci-layout", "index.json"] {
+        entries.push(Entry::File(
+            leak(format!("{prefix}{rel}")),
+            std::fs::read(root.join(rel)).unwrap(),
+        ));
+    }
+    for blob in std::fs::read_dir(root.join("blobs/sha256")).unwrap() {
+        let blob = blob.unwrap();
+        entries.push(Entry::File(
+            leak(format!("{prefix}blobs/sha256/{}", blob.file_name().to_str().unwrap())),
+            std::fs::read(blob.path()).unwrap(),
+        ));
+    }
+    entries
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 #[test]
 fn thick_bundle_json_is_found_in_every_layout_seen_in_the_wild() {
     let dir = tempfile::tempdir().unwrap();
     let json = HELLO_BUNDLE_JSON.as_bytes().to_vec();
+    let with = |mut first: Vec<Entry>, layout_prefix: &str| {
+        first.extend(hello_layout(layout_prefix));
+        first
+    };
     let layouts: Vec<(&str, Vec<Entry>)> = vec![
-        ("root", vec![Entry::File("bundle.json", json.clone())]),
+        (
+            "root",
+            with(vec![Entry::File("bundle.json", json.clone())], "artifacts/layout/"),
+        ),
         (
             "dot",
-            vec![Entry::Dir("./"), Entry::File("./bundle.json", json.clone())],
+            with(
+                vec![Entry::Dir("./"), Entry::File("./bundle.json", json.clone())],
+                "./artifacts/layout/",
+            ),
         ),
         (
             "topdir",
-            vec![
-                Entry::Dir("hello-1.0/"),
-                Entry::File("hello-1.0/artifacts/layout/oci-layout", b"{}".to_vec()),
-                Entry::File("hello-1.0/bundle.json", json.clone()),
-            ],
+            with(
+                vec![
+                    Entry::Dir("hello-1.0/"),
+                    Entry::File("hello-1.0/bundle.json", json.clone()),
+                ],
+                "hello-1.0/artifacts/layout/",
+            ),
         ),
         (
-            "dot-topdir",
-            vec![Entry::Dir("./hello/"), Entry::File("./hello/bundle.json", json.clone())],
+            "dot-topdir-bundle-last",
+            with(vec![Entry::Dir("./hello/")], "./hello/artifacts/layout/")
+                .into_iter()
+                .chain([Entry::File("./hello/bundle.json", json.clone())])
+                .collect(),
         ),
     ];
     for (name, entries) in layouts {

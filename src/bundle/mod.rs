@@ -7,12 +7,13 @@ mod model;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use images::{select_images, BundleImageRef};
 pub use model::{Bundle, BundleImage};
 
 use crate::reference::ReferenceError;
-use crate::thick::ThickError;
+use crate::thick::{ThickArchive, ThickError};
 
 /// Largest `bundle.json` accepted; real bundles are a few KiB.
 pub const MAX_BUNDLE_JSON: u64 = 16 * 1024 * 1024;
@@ -66,6 +67,8 @@ pub struct OpenedBundle {
     pub path: PathBuf,
     pub format: BundleFormat,
     pub bundle: Bundle,
+    /// For a thick bundle: its layout, learnt in one streaming pass.
+    pub thick: Option<Arc<ThickArchive>>,
 }
 
 /// Opens BUNDLE read-only, sniffing gzip magic to tell thick from thin.
@@ -77,9 +80,13 @@ pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
     let mut file = File::open(path).map_err(read_err)?;
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic).map_err(read_err)?;
+    let mut thick = None;
     let (format, json) = if n == 2 && magic == GZIP_MAGIC {
         drop(file);
-        (BundleFormat::Thick, crate::thick::read_bundle_json(path)?)
+        let archive = ThickArchive::scan(path)?;
+        let json = archive.bundle_json.clone();
+        thick = Some(Arc::new(archive));
+        (BundleFormat::Thick, json)
     } else {
         let size = file.metadata().map_err(read_err)?.len();
         if size > MAX_BUNDLE_JSON {
@@ -97,6 +104,7 @@ pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
         path: path.to_path_buf(),
         format,
         bundle,
+        thick,
     })
 }
 

@@ -9,7 +9,7 @@ pub mod retry;
 pub mod transport;
 
 pub use client::{MountOutcome, Registries, Registry};
-pub use manifest::{Descriptor, Manifest, ManifestContent, ManifestError};
+pub use manifest::{Descriptor, Manifest, ManifestContent, ManifestError, MAX_MANIFEST_SIZE};
 pub use retry::RetryPolicy;
 pub use transport::RegistryOptions;
 

@@ -120,6 +120,10 @@ pub struct ImageStats {
 
 pub type Reporter = Arc<dyn Fn(&Event) + Send + Sync>;
 
+/// Target repositories that still need a blob's bytes, each with the upload session a refused
+/// mount opened, if any.
+pub type MissingRepositories = Vec<(String, Option<Url>)>;
+
 /// What happened to one image of the bundle.
 #[derive(Debug, Clone)]
 pub struct ImageResult {
@@ -138,6 +142,9 @@ pub struct CopiedImage {
 #[derive(Debug, Clone, Default)]
 pub struct CopyReport {
     pub images: Vec<ImageResult>,
+    /// Blob bytes actually sent, each upload counted once (images sharing a repository share
+    /// uploads, so the per-image figures can overlap).
+    pub bytes_sent: u64,
 }
 
 impl CopyReport {
@@ -146,11 +153,7 @@ impl CopyReport {
     }
 
     pub fn bytes_sent(&self) -> u64 {
-        self.images
-            .iter()
-            .filter_map(|i| i.outcome.as_ref().ok())
-            .map(|c| c.stats.bytes_sent)
-            .sum()
+        self.bytes_sent
     }
 }
 
@@ -201,7 +204,7 @@ impl BlobSink {
     /// Makes the blob present, without sending its bytes, in every target repository where
     /// that is possible. Returns the repositories that still need its bytes, each with the
     /// upload session a refused mount opened, if any.
-    pub async fn settle(&self, blob: &WantedBlob) -> Result<Vec<(String, Option<Url>)>, CopyError> {
+    pub async fn settle(&self, blob: &WantedBlob) -> Result<MissingRepositories, CopyError> {
         let digest = blob.digest();
         let mut missing = Vec::new();
         for repository in &blob.target_repositories {
@@ -339,6 +342,24 @@ impl BlobSink {
         self.target.commit_upload(repository, next, &digest).await?;
         self.record(repository, &digest, BlobOutcome::Uploaded { bytes: size });
         Ok(())
+    }
+
+    /// Abandons an upload session a refused mount opened.
+    pub async fn cancel(&self, repository: &str, session: Url) {
+        self.target.cancel_upload(repository, session).await;
+    }
+
+    /// Bytes of every committed upload.
+    pub fn bytes_uploaded(&self) -> u64 {
+        let state = self.state.lock().expect("sink lock");
+        state
+            .outcomes
+            .values()
+            .map(|o| match o {
+                BlobOutcome::Uploaded { bytes } => *bytes,
+                _ => 0,
+            })
+            .sum()
     }
 
     fn outcome(&self, repository: &str, digest: &Digest) -> Option<BlobOutcome> {
@@ -485,7 +506,7 @@ pub async fn copy_images<S: ImageSource>(
                 "not copied: another image of the bundle failed before any push".to_string()
             ));
         }
-        return finish(&groups, outcome, &reporter);
+        return finish(&groups, outcome, 0, &reporter);
     }
 
     // Phase 2: blobs.
@@ -568,7 +589,7 @@ pub async fn copy_images<S: ImageSource>(
             *o = Some(p);
         }
     }
-    finish(&groups, outcome, &reporter)
+    finish(&groups, outcome, sink.bytes_uploaded(), &reporter)
 }
 
 async fn resolve<S: ImageSource>(source: &S, target: &Registry, group: &Group<'_>) -> Result<Resolved, CopyError> {
@@ -640,7 +661,12 @@ fn describe_failure(image: &PlannedImage, stage: &str, e: &CopyError) -> String 
     format!("{} → {}: {stage}: {e}", image.raw, image.relocated)
 }
 
-fn finish(groups: &[Group], outcome: Vec<Option<Result<CopiedImage, String>>>, reporter: &Reporter) -> CopyReport {
+fn finish(
+    groups: &[Group],
+    outcome: Vec<Option<Result<CopiedImage, String>>>,
+    bytes_sent: u64,
+    reporter: &Reporter,
+) -> CopyReport {
     let mut images = Vec::new();
     for (g, o) in groups.iter().zip(outcome) {
         let o = o.unwrap_or_else(|| Err("not copied".to_string()));
@@ -666,5 +692,5 @@ fn finish(groups: &[Group], outcome: Vec<Option<Result<CopiedImage, String>>>, r
             });
         }
     }
-    CopyReport { images }
+    CopyReport { images, bytes_sent }
 }

@@ -11,9 +11,8 @@ use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
 use super::ThickError;
-use crate::bundle::MAX_BUNDLE_JSON;
 
-const BUNDLE_JSON: &str = "bundle.json";
+pub(crate) const BUNDLE_JSON: &str = "bundle.json";
 
 /// What one pass over the archive saw.
 #[derive(Debug, Default)]
@@ -144,48 +143,6 @@ fn normalize_entry_name(raw: &str) -> Result<Option<String>, &'static str> {
         return Err("'..' path components are not allowed");
     }
     Ok((!parts.is_empty()).then(|| parts.join("/")))
-}
-
-/// Reads `bundle.json` from a thick bundle in one streaming pass (nothing touches disk).
-pub fn read_bundle_json(path: &Path) -> Result<Vec<u8>, ThickError> {
-    let mut candidates: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut too_large: Option<(String, u64)> = None;
-    let index = scan_archive(path, |name, size, content| {
-        let at_root_or_one_down =
-            name == BUNDLE_JSON || (name.split('/').count() == 2 && name.ends_with(&format!("/{BUNDLE_JSON}")));
-        if at_root_or_one_down {
-            if size > MAX_BUNDLE_JSON {
-                too_large = Some((name.to_string(), size));
-                return Ok(());
-            }
-            let mut buf = Vec::with_capacity(size as usize);
-            content.read_to_end(&mut buf)?;
-            candidates.push((name.to_string(), buf));
-        }
-        Ok(())
-    })?;
-    let root = index.root();
-    if let (Some((entry, size)), Some(root)) = (too_large, &root) {
-        if entry == format!("{root}{BUNDLE_JSON}") {
-            return Err(ThickError::BundleJsonTooLarge {
-                path: path.to_path_buf(),
-                entry,
-                size,
-            });
-        }
-    }
-    let wanted = root
-        .map(|r| format!("{r}{BUNDLE_JSON}"))
-        .ok_or_else(|| ThickError::NoBundleJson {
-            path: path.to_path_buf(),
-        })?;
-    candidates
-        .into_iter()
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, json)| json)
-        .ok_or_else(|| ThickError::NoBundleJson {
-            path: path.to_path_buf(),
-        })
 }
 
 #[cfg(test)]

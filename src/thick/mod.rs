@@ -2,10 +2,14 @@
 //! `artifacts/layout/`. The archive is only ever streamed; nothing is extracted to disk.
 
 mod archive;
+mod layout;
+mod source;
 
 use std::path::PathBuf;
 
-pub use archive::{read_bundle_json, scan_archive, ArchiveIndex};
+pub use archive::{scan_archive, ArchiveIndex};
+pub use layout::{IndexEntry, ThickArchive};
+pub use source::ThickSource;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThickError {
@@ -23,4 +27,16 @@ pub enum ThickError {
     NoBundleJson { path: PathBuf },
     #[error("thick bundle {path}: {entry} is {size} bytes; over {max} bytes is refused", max = crate::bundle::MAX_BUNDLE_JSON)]
     BundleJsonTooLarge { path: PathBuf, entry: String, size: u64 },
+    #[error("thick bundle {path}: {detail}")]
+    Layout { path: PathBuf, detail: String },
+    #[error("image \"{image}\" is not in the thick bundle's OCI layout; searched index.json for {searched}")]
+    ImageNotFound { image: String, searched: String },
+    #[error("image \"{image}\" matches several different manifests in the thick bundle's index.json: {candidates}")]
+    AmbiguousImage { image: String, candidates: String },
+    #[error("image \"{image}\": the bundle pins {expected} but the archive holds {actual} for it")]
+    PinMismatch {
+        image: String,
+        expected: String,
+        actual: String,
+    },
 }

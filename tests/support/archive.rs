@@ -49,10 +49,15 @@ pub fn tgz(entries: &[Entry]) -> Vec<u8> {
                 (n, &[])
             }
         };
+        h.set_size(data.len() as u64);
+        if name.len() > 100 {
+            // benign long names get a GNU long-name entry, as real archivers write them
+            builder.append_data(&mut h, name, data).unwrap();
+            continue;
+        }
         let raw = &mut h.as_old_mut().name;
         raw.fill(0);
         raw[..name.len()].copy_from_slice(name.as_bytes());
-        h.set_size(data.len() as u64);
         h.set_cksum();
         builder.append(&h, data).unwrap();
     }

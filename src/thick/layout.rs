@@ -1,0 +1,334 @@
+//! The OCI image layout inside a thick bundle, learnt in one streaming pass: `bundle.json`,
+//! `index.json`, the list of blobs with their sizes, and the small JSON blobs (manifests are
+//! among them) kept in memory. Layer bytes are not kept; they are streamed later.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::archive::scan_archive;
+use super::ThickError;
+use crate::bundle::MAX_BUNDLE_JSON;
+use crate::reference::{Digest, Reference};
+use crate::registry::{Manifest, MAX_MANIFEST_SIZE};
+use crate::relocate::PlannedImage;
+
+const LAYOUT_DIR: &str = "artifacts/layout/";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Blobs up to this size that look like JSON are kept from the first pass (manifests, configs).
+const SMALL_BLOB: u64 = 256 * 1024;
+/// Memory for kept blobs; manifests beyond it are read in a later, targeted pass.
+const SMALL_BLOB_BUDGET: usize = 32 * 1024 * 1024;
+
+/// A top-level descriptor of `index.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct IndexEntry {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: Option<String>,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl IndexEntry {
+    fn ref_name(&self) -> Option<&str> {
+        self.annotations.get(REF_NAME).map(String::as_str)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct IndexJson {
+    manifests: Vec<IndexEntry>,
+}
+
+/// What the first pass over a thick bundle learnt.
+pub struct ThickArchive {
+    pub path: PathBuf,
+    pub bundle_json: Vec<u8>,
+    /// "" or "dir/": where `bundle.json` and `artifacts/` are.
+    root: String,
+    index: Vec<IndexEntry>,
+    /// Porter's `relocation-mapping.json`: bundle image → where it was published.
+    published: BTreeMap<String, String>,
+    /// Layout blobs in the archive: digest → (entry name, size).
+    blobs: HashMap<Digest, (String, u64)>,
+    /// Small JSON blobs kept in memory (unverified until used).
+    small: Mutex<HashMap<Digest, Bytes>>,
+}
+
+impl ThickArchive {
+    /// One streaming pass over the archive; nothing is written anywhere.
+    pub fn scan(path: &Path) -> Result<ThickArchive, ThickError> {
+        let mut named: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut too_large: Vec<(String, u64)> = Vec::new();
+        let mut small: HashMap<String, Bytes> = HashMap::new();
+        let mut small_bytes = 0usize;
+        let listing = scan_archive(path, |name, size, content| {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            let depth = name.split('/').count();
+            let metadata = matches!(base, "bundle.json" | "relocation-mapping.json") && depth <= 2
+                || name.ends_with("artifacts/layout/index.json")
+                || name.ends_with("artifacts/layout/oci-layout");
+            if metadata {
+                if size > MAX_BUNDLE_JSON {
+                    too_large.push((name.to_string(), size));
+                    return Ok(());
+                }
+                let mut buf = Vec::with_capacity(size as usize);
+                content.read_to_end(&mut buf)?;
+                named.insert(name.to_string(), buf);
+            } else if name.contains("artifacts/layout/blobs/")
+                && size <= SMALL_BLOB
+                && small_bytes + size as usize <= SMALL_BLOB_BUDGET
+            {
+                let mut buf = Vec::with_capacity(size as usize);
+                content.read_to_end(&mut buf)?;
+                if buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                    small_bytes += buf.len();
+                    small.insert(name.to_string(), Bytes::from(buf));
+                }
+            }
+            Ok(())
+        })?;
+        if let Some((entry, size)) = too_large.into_iter().next() {
+            return Err(ThickError::BundleJsonTooLarge {
+                path: path.to_path_buf(),
+                entry,
+                size,
+            });
+        }
+        let root = listing.root().ok_or_else(|| ThickError::NoBundleJson {
+            path: path.to_path_buf(),
+        })?;
+        let take = |named: &mut HashMap<String, Vec<u8>>, rel: &str| named.remove(&format!("{root}{rel}"));
+        let bundle_json = take(&mut named, "bundle.json").ok_or_else(|| ThickError::NoBundleJson {
+            path: path.to_path_buf(),
+        })?;
+        let layout_err = |what: String| ThickError::Layout {
+            path: path.to_path_buf(),
+            detail: what,
+        };
+        let index_json = take(&mut named, &format!("{LAYOUT_DIR}index.json"))
+            .ok_or_else(|| layout_err(format!("no OCI image layout: {root}{LAYOUT_DIR}index.json is missing")))?;
+        if take(&mut named, &format!("{LAYOUT_DIR}oci-layout")).is_none() {
+            tracing::warn!(
+                "{}: {root}{LAYOUT_DIR}oci-layout is missing; reading index.json anyway",
+                path.display()
+            );
+        }
+        let index: IndexJson = serde_json::from_slice(&index_json)
+            .map_err(|e| layout_err(format!("{root}{LAYOUT_DIR}index.json is not a valid OCI index: {e}")))?;
+        let published = match take(&mut named, "relocation-mapping.json") {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                layout_err(format!(
+                    "{root}relocation-mapping.json is not a JSON object of strings: {e}"
+                ))
+            })?,
+            None => BTreeMap::new(),
+        };
+        let blob_dir = format!("{root}{LAYOUT_DIR}blobs/");
+        let blobs: HashMap<Digest, (String, u64)> = listing
+            .files
+            .iter()
+            .filter_map(|(name, size)| Some((blob_digest(name, &blob_dir)?, (name.clone(), *size))))
+            .collect();
+        let small = small
+            .into_iter()
+            .filter_map(|(name, bytes)| Some((blob_digest(&name, &blob_dir)?, bytes)))
+            .collect();
+        Ok(ThickArchive {
+            path: path.to_path_buf(),
+            bundle_json,
+            root,
+            index: index.manifests,
+            published,
+            blobs,
+            small: Mutex::new(small),
+        })
+    }
+
+    /// The archive entry of a layout blob and its size.
+    pub fn blob_entry(&self, digest: &Digest) -> Option<&(String, u64)> {
+        self.blobs.get(digest)
+    }
+
+    /// Finds the image's top-level descriptor: by the reference's digest, then by
+    /// `contentDigest`, then (through Porter's `relocation-mapping.json` when present) by the
+    /// `org.opencontainers.image.ref.name` annotation compared after normalisation.
+    pub fn find_image(&self, image: &PlannedImage) -> Result<IndexEntry, ThickError> {
+        let mut searched = Vec::new();
+        for digest in image
+            .original
+            .digest()
+            .into_iter()
+            .chain(image.expected_digest.as_ref())
+        {
+            if let Some(e) = self.index.iter().find(|e| &e.digest == digest) {
+                return Ok(e.clone());
+            }
+            let s = format!("a descriptor with digest {digest}");
+            if !searched.contains(&s) {
+                searched.push(s);
+            }
+        }
+        let mut names = vec![image.original.clone()];
+        if let Some(location) = self.published.get(&image.raw) {
+            match Reference::parse_normalized(location) {
+                Ok(r) => names.insert(0, r),
+                Err(e) => tracing::warn!("relocation-mapping.json: {location}: {e}"),
+            }
+        }
+        let matches: Vec<&IndexEntry> = self
+            .index
+            .iter()
+            .filter(|e| {
+                e.ref_name()
+                    .is_some_and(|n| names.iter().any(|want| ref_name_matches(n, want)))
+            })
+            .collect();
+        for n in &names {
+            searched.push(format!("{REF_NAME} = {n} (normalised)"));
+        }
+        match matches.as_slice() {
+            [] => Err(ThickError::ImageNotFound {
+                image: image.raw.clone(),
+                searched: searched.join(", "),
+            }),
+            [first, rest @ ..] if rest.iter().all(|e| e.digest == first.digest) => Ok((*first).clone()),
+            many => Err(ThickError::AmbiguousImage {
+                image: image.raw.clone(),
+                candidates: many.iter().map(|e| e.digest.to_string()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// A manifest from the layout, checked against `digest` and `size`.
+    pub fn manifest(&self, digest: &Digest, size: u64, media_type: Option<&str>) -> Result<Manifest, ThickError> {
+        let bytes = self.blob_bytes(digest, size)?;
+        Manifest::new(bytes, media_type, Some(digest)).map_err(|e| ThickError::Layout {
+            path: self.path.clone(),
+            detail: format!("manifest {digest}: {e}"),
+        })
+    }
+
+    fn blob_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes, ThickError> {
+        let missing = || ThickError::Layout {
+            path: self.path.clone(),
+            detail: format!("blob {digest} is not in {}{LAYOUT_DIR}blobs/", self.root),
+        };
+        let (_, archived_size) = self.blobs.get(digest).ok_or_else(missing)?;
+        if *archived_size != size {
+            return Err(ThickError::Layout {
+                path: self.path.clone(),
+                detail: format!("blob {digest} is {archived_size} bytes in the archive but its descriptor says {size}"),
+            });
+        }
+        if size > MAX_MANIFEST_SIZE as u64 {
+            return Err(ThickError::Layout {
+                path: self.path.clone(),
+                detail: format!("manifest {digest} is {size} bytes; over {MAX_MANIFEST_SIZE} is refused"),
+            });
+        }
+        if let Some(b) = self.small.lock().expect("small blob lock").get(digest) {
+            return Ok(b.clone());
+        }
+        // not kept by the first pass (large, or over the budget): read just this one
+        let (name, _) = self.blobs.get(digest).ok_or_else(missing)?;
+        let mut found = None;
+        scan_archive(&self.path, |entry, _, content| {
+            if entry == name {
+                let mut buf = Vec::new();
+                content.read_to_end(&mut buf)?;
+                found = Some(Bytes::from(buf));
+            }
+            Ok(())
+        })?;
+        let bytes = found.ok_or_else(missing)?;
+        self.small
+            .lock()
+            .expect("small blob lock")
+            .insert(digest.clone(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// `blobs/<alg>/<hex>` under the layout → the blob's digest.
+fn blob_digest(name: &str, blob_dir: &str) -> Option<Digest> {
+    let (alg, hex) = name.strip_prefix(blob_dir)?.split_once('/')?;
+    format!("{alg}:{hex}").parse().ok()
+}
+
+/// `annotation` names `want`: full references compare normalised (name and tag equal, digests
+/// equal when both have one); a bare tag (other producers) compares with the tag alone.
+fn ref_name_matches(annotation: &str, want: &Reference) -> bool {
+    if !annotation.contains(['/', ':', '@']) {
+        return want.tag().unwrap_or("latest") == annotation;
+    }
+    match Reference::parse_normalized(annotation) {
+        Ok(r) => {
+            r.name() == want.name()
+                && r.tag() == want.tag()
+                && match (r.digest(), want.digest()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+        }
+        Err(_) => false,
+    }
+}
+
+impl std::fmt::Debug for ThickArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThickArchive")
+            .field("path", &self.path)
+            .field("root", &self.root)
+            .field("images", &self.index.len())
+            .field("blobs", &self.blobs.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> Reference {
+        Reference::parse_normalized(s).unwrap()
+    }
+
+    #[test]
+    fn annotations_compare_after_normalisation() {
+        let d = "sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4";
+        assert!(ref_name_matches(
+            &format!("docker.io/library/hello-world@{d}"),
+            &r(&format!("hello-world@{d}"))
+        ));
+        assert!(ref_name_matches(
+            "docker.io/library/hello-world:latest",
+            &r("hello-world:latest")
+        ));
+        assert!(ref_name_matches(
+            "index.docker.io/library/hello-world:latest",
+            &r("hello-world:latest")
+        ));
+        assert!(!ref_name_matches(
+            "docker.io/library/hello-world:latest",
+            &r("hello-world:1")
+        ));
+        assert!(!ref_name_matches(
+            "docker.io/library/other:latest",
+            &r("hello-world:latest")
+        ));
+        assert!(ref_name_matches(
+            &format!("hello-world:latest@{d}"),
+            &r("hello-world:latest")
+        ));
+        // bare tags, as umoci and `oras` write them
+        assert!(ref_name_matches("v1", &r("example.com/app:v1")));
+        assert!(ref_name_matches("latest", &r("example.com/app")));
+        assert!(!ref_name_matches("v2", &r("example.com/app:v1")));
+    }
+}
