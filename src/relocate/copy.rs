@@ -344,6 +344,21 @@ impl BlobSink {
         Ok(())
     }
 
+    /// Records blobs a repository is known to hold (an image the target already has).
+    pub fn note_present<'a>(&self, repository: &str, digests: impl IntoIterator<Item = &'a Digest>) {
+        let mut state = self.state.lock().expect("sink lock");
+        for digest in digests {
+            let key = (repository.to_string(), digest.clone());
+            if state.outcomes.insert(key, BlobOutcome::Present).is_none() {
+                state
+                    .holders
+                    .entry(digest.clone())
+                    .or_default()
+                    .push(repository.to_string());
+            }
+        }
+    }
+
     /// Abandons an upload session a refused mount opened.
     pub async fn cancel(&self, repository: &str, session: Url) {
         self.target.cancel_upload(repository, session).await;
@@ -427,7 +442,8 @@ fn push_selector(image: &PlannedImage) -> ManifestSelector {
 }
 
 enum Resolved {
-    Present(Digest),
+    /// The target holds it; its tree, when known, tells which blobs its repository has.
+    Present(Digest, Option<ImageTree>),
     Copy(ImageTree),
 }
 
@@ -468,7 +484,7 @@ pub async fn copy_images<S: ImageSource>(
     for (i, r) in resolved.iter().enumerate() {
         let g = &groups[i];
         match r {
-            Ok(Resolved::Present(digest)) => {
+            Ok(Resolved::Present(digest, _)) => {
                 outcome[i] = Some(Ok(CopiedImage {
                     digest: digest.clone(),
                     already_present: true,
@@ -509,7 +525,13 @@ pub async fn copy_images<S: ImageSource>(
         return finish(&groups, outcome, 0, &reporter);
     }
 
-    // Phase 2: blobs.
+    // Phase 2: blobs. What images already in the target hold can be mounted from them.
+    let sink = Arc::new(BlobSink::new(target.clone(), reporter.clone()));
+    for (g, r) in groups.iter().zip(&resolved) {
+        if let Ok(Resolved::Present(_, Some(tree))) = r {
+            sink.note_present(&g.repository, tree.blobs.iter().map(|b| &b.digest));
+        }
+    }
     let mut wanted: Vec<WantedBlob> = Vec::new();
     let mut index: HashMap<Digest, usize> = HashMap::new();
     for (g, r) in groups.iter().zip(&resolved) {
@@ -539,7 +561,6 @@ pub async fn copy_images<S: ImageSource>(
             }
         }
     }
-    let sink = Arc::new(BlobSink::new(target.clone(), reporter.clone()));
     let failed_blobs: HashMap<Digest, String> = source
         .send_blobs(wanted, sink.clone())
         .await
@@ -594,25 +615,23 @@ pub async fn copy_images<S: ImageSource>(
 
 async fn resolve<S: ImageSource>(source: &S, target: &Registry, group: &Group<'_>) -> Result<Resolved, CopyError> {
     let image = group.image();
-    if let Some(expected) = &image.expected_digest {
+    // A pinned image the target holds needs no source at all (a thin re-run reads nothing).
+    if let (Some(expected), false) = (&image.expected_digest, source.resolves_locally()) {
         if target.head_manifest(&group.repository, &group.push).await?.as_ref() == Some(expected) {
-            return Ok(Resolved::Present(expected.clone()));
+            return Ok(Resolved::Present(expected.clone(), None));
         }
     }
     let tree = source.resolve(image).await?;
-    match &image.expected_digest {
-        Some(expected) if *expected != tree.top.digest => {
+    if let Some(expected) = &image.expected_digest {
+        if *expected != tree.top.digest {
             return Err(CopyError::PinMismatch {
                 expected: expected.clone(),
                 actual: tree.top.digest.clone(),
-            })
+            });
         }
-        Some(_) => {}
-        None => {
-            if target.head_manifest(&group.repository, &group.push).await?.as_ref() == Some(&tree.top.digest) {
-                return Ok(Resolved::Present(tree.top.digest.clone()));
-            }
-        }
+    }
+    if target.head_manifest(&group.repository, &group.push).await?.as_ref() == Some(&tree.top.digest) {
+        return Ok(Resolved::Present(tree.top.digest.clone(), Some(tree)));
     }
     Ok(Resolved::Copy(tree))
 }

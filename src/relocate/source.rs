@@ -132,6 +132,12 @@ pub trait ImageSource: Send + Sync + 'static {
     /// A repository of `target_domain` holding the image's blobs already, if the image lives
     /// on that registry (so blobs can be mounted instead of sent).
     fn repository_on(&self, image: &PlannedImage, target_domain: &str) -> Option<String>;
+
+    /// Whether [`resolve`](Self::resolve) costs nothing (no network). Then even images the
+    /// target already holds are resolved, so their blobs can be mounted into other images.
+    fn resolves_locally(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

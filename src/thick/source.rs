@@ -254,4 +254,8 @@ impl ImageSource for ThickSource {
     fn repository_on(&self, _image: &PlannedImage, _target_domain: &str) -> Option<String> {
         None
     }
+
+    fn resolves_locally(&self) -> bool {
+        true
+    }
 }

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod fixtures;
 pub mod proxy;
 pub mod registry;
+pub mod thick;
 pub mod token_server;
 
 use std::path::{Path, PathBuf};
@@ -205,4 +206,79 @@ pub fn populate(reg: &TestRegistry, base_size: usize) -> SourceImages {
         base_layer,
         _dir: dir,
     }
+}
+
+/// An OCI layout (umoci) for thick bundles: `amd64` and `arm64` images sharing one base layer,
+/// an OCI index `multi` of both, and `dlist`, a Docker manifest list of their Docker schema 2
+/// forms (all stored in the layout).
+pub struct LayoutImages {
+    pub layout: Layout,
+    pub amd64: String,
+    pub arm64: String,
+    pub multi: String,
+    pub dlist: String,
+    /// Digests of the Docker schema 2 children of `dlist`.
+    pub dlist_children: Vec<String>,
+    pub base_layer: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn build_layout(base_size: usize) -> LayoutImages {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::init(dir.path());
+    layout.new_image("base");
+    layout.insert("base", &fixtures::noise(7, base_size), "/base.bin");
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        layout.derive("base", arch, arch);
+        layout.insert(arch, &fixtures::noise(20 + i as u64, 64 * 1024), "/app.bin");
+    }
+    let multi = layout
+        .add_index("multi", &[("amd64", "amd64"), ("arm64", "arm64")])
+        .digest;
+    let mut entries = Vec::new();
+    let mut dlist_children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let m = layout.docker_manifest(arch);
+        let d = layout.put_blob(&m);
+        entries.push(
+            serde_json::json!({"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": d, "size": m.len(), "platform": {"architecture": arch, "os": "linux"}}),
+        );
+        dlist_children.push(d);
+    }
+    let list = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": entries}))
+    .unwrap();
+    let dlist = layout.put_blob(&list);
+    layout.add_ref(
+        "dlist",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        &dlist,
+        list.len() as u64,
+    );
+    let base_layer = layout.manifest("amd64")["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    LayoutImages {
+        amd64: layout.descriptor("amd64").digest,
+        arm64: layout.descriptor("arm64").digest,
+        multi,
+        dlist,
+        dlist_children,
+        base_layer,
+        layout,
+        dir,
+    }
+}
+
+/// A thick bundle's `bundle.json` declaring `images` (name → image entry).
+pub fn bundle_json(invocation: serde_json::Value, images: &[(&str, serde_json::Value)]) -> Vec<u8> {
+    let images: serde_json::Map<String, serde_json::Value> =
+        images.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    serde_json::to_vec_pretty(&serde_json::json!({
+        "schemaVersion": "v1.0.0", "name": "thick", "version": "1.0.0",
+        "invocationImages": [invocation], "images": images,
+    }))
+    .unwrap()
 }
