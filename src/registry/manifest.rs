@@ -245,11 +245,6 @@ impl Verifier {
     pub fn digest_so_far(&self) -> Digest {
         self.hasher.clone().finish()
     }
-
-    /// The digest and length of everything seen.
-    pub fn finish(self) -> (Digest, u64) {
-        (self.hasher.finish(), self.seen)
-    }
 }
 
 #[cfg(test)]

@@ -13,18 +13,6 @@ impl RelocationMapping {
         self.0.insert(original, relocated);
     }
 
-    pub fn get(&self, original: &str) -> Option<&str> {
-        self.0.get(original).map(String::as_str)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Compact JSON, keys sorted byte-wise, no trailing newline. Go would also escape `<`, `>`,
     /// `&`, U+2028 and U+2029, but keys and values are valid references, which cannot hold them.
     pub fn to_json(&self) -> Vec<u8> {

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
-use super::copy::{deliver_reopenable, BlobSink, CopyError};
+use super::copy::CopyError;
 use super::plan::{ManifestSelector, PlannedImage};
+use super::sink::{deliver_reopenable, BlobSink};
 use super::source::{ImageSource, ImageTree, WantedBlob};
 use crate::reference::Digest;
 use crate::registry::{Registries, RetryPolicy};

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::copy::{BlobSink, CopyError};
+use super::copy::CopyError;
 use super::plan::PlannedImage;
+use super::sink::BlobSink;
 use crate::reference::{Digest, Reference};
 use crate::registry::{Descriptor, Manifest, ManifestContent};
 

@@ -17,7 +17,8 @@ use super::archive::scan_archive;
 use super::layout::ThickArchive;
 use super::ThickError;
 use crate::reference::Digest;
-use crate::relocate::copy::{BlobSink, CopyError, MissingRepositories};
+use crate::relocate::copy::CopyError;
+use crate::relocate::sink::{BlobSink, MissingRepositories};
 use crate::relocate::{ImageSource, ImageTree, Plan, PlannedImage, WantedBlob};
 
 /// Passes over the archive for blobs whose upload failed in a way that may heal.
