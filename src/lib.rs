@@ -89,7 +89,7 @@ pub async fn relocate(
     options: &RelocateOptions,
     reporter: Reporter,
 ) -> Result<CopyReport, Error> {
-    check_mapping_destination(mapping_path)?;
+    check_mapping_destination(mapping_path, &opened.path)?;
     let registries = Arc::new(Registries::new(options.registry.clone()).map_err(|e| Error::Config(e.to_string()))?);
     let concurrency = options.concurrency.max(1);
     let report = match opened.format {
@@ -122,7 +122,7 @@ pub async fn relocate(
 }
 
 /// Fails before anything is copied when the mapping could not be written afterwards.
-fn check_mapping_destination(path: &Path) -> Result<(), Error> {
+fn check_mapping_destination(path: &Path, bundle: &Path) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -130,6 +130,11 @@ fn check_mapping_destination(path: &Path) -> Result<(), Error> {
     let fail = |why: String| Error::Config(format!("cannot write the relocation mapping {}: {why}", path.display()));
     if path.is_dir() {
         return Err(fail("it is a directory".into()));
+    }
+    if let (Ok(a), Ok(b)) = (path.canonicalize(), bundle.canonicalize()) {
+        if a == b {
+            return Err(fail("that is the bundle itself, which is never changed".into()));
+        }
     }
     tempfile::Builder::new()
         .prefix(".relmap-check-")

@@ -74,6 +74,7 @@ impl Output {
         }
     }
 
+    /// Failures are not printed as they happen: the final error lists every one of them.
     pub fn event(&self, event: &Event) {
         if self.mode == Mode::Json {
             if !matches!(event, Event::BlobProgress { .. }) {
@@ -102,13 +103,6 @@ impl Output {
             } => self.line(&format!(
                 "present {image} → {relocated} {digest}: already there, nothing sent"
             )),
-            Event::ImageFailed { error, .. } => {
-                if let Some(b) = &self.bars {
-                    b.multi.suspend(|| eprintln!("failed  {error}"));
-                } else {
-                    eprintln!("failed  {error}");
-                }
-            }
             _ => {}
         }
     }

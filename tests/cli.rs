@@ -106,6 +106,22 @@ fn unsupported_image_type_exits_2_naming_image_and_type() {
 }
 
 #[test]
+fn the_mapping_may_not_overwrite_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    std::fs::copy(testdata(DUFFLE_BUNDLE), &bundle).unwrap();
+    let before = std::fs::read(&bundle).unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .args(["bundle.json", "-p", "example.com/user", "-m", "./bundle.json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the bundle itself"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&bundle).unwrap(), before);
+}
+
+#[test]
 fn truncated_json_exits_2_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let full = std::fs::read_to_string(testdata(DUFFLE_BUNDLE)).unwrap();

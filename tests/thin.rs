@@ -509,9 +509,15 @@ fn a_source_that_does_not_match_the_pinned_digest_fails_before_any_push() {
         "{}",
         run.stderr
     );
+    assert!(run.stderr.contains("MANIFEST_UNKNOWN"), "{}", run.stderr);
     assert!(
-        run.stderr.contains("MANIFEST_UNKNOWN") || run.stderr.contains("404"),
-        "{}",
+        run.stderr.contains(&format!("team/docker@{wrong}")),
+        "repo@digest: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("check the reference"),
+        "says what to do: {}",
         run.stderr
     );
     assert_eq!(std::fs::read_to_string(&relmap).unwrap(), "previous mapping");
@@ -640,6 +646,12 @@ fn persistent_server_errors_fail_with_the_registrys_message() {
     assert!(
         run.stderr.contains(&images.oci_plain.0),
         "names the image: {}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("injected fault 503").count(),
+        1,
+        "said once: {}",
         run.stderr
     );
     assert!(!relmap.exists());

@@ -3,6 +3,7 @@
 //! identity tokens exchanged with `grant_type=refresh_token`). Tokens are cached per scope set.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
@@ -102,7 +103,9 @@ pub struct Authenticator {
     registry: String,
     credential: Option<Credential>,
     challenge: RwLock<Challenge>,
-    tokens: Mutex<HashMap<String, CachedToken>>,
+    /// One slot per scope set, each with its own lock: concurrent requests for one scope set
+    /// share one token fetch, and different scope sets do not wait for each other.
+    tokens: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<CachedToken>>>>>,
     http: reqwest::Client,
     retry: RetryPolicy,
 }
@@ -127,7 +130,7 @@ impl Authenticator {
             registry,
             credential,
             challenge: RwLock::new(challenge),
-            tokens: Mutex::new(HashMap::new()),
+            tokens: std::sync::Mutex::new(HashMap::new()),
             http,
             retry,
         }
@@ -164,7 +167,7 @@ impl Authenticator {
             });
         }
         if let Challenge::Bearer { realm, service, scope } = &challenge {
-            self.tokens.lock().await.remove(&scope_key(scopes));
+            *self.slot(scopes).lock().await = None;
             // fetch now, with the scope the registry asked for as well
             self.token(realm, service.as_deref(), scopes, scope.as_deref()).await?;
         }
@@ -179,12 +182,10 @@ impl Authenticator {
         scopes: &[String],
         extra_scope: Option<&str>,
     ) -> Result<String, RegistryError> {
-        let key = scope_key(scopes);
-        let mut cache = self.tokens.lock().await;
-        if let Some(t) = cache.get(&key) {
-            if t.expires > Instant::now() {
-                return Ok(t.token.clone());
-            }
+        let slot = self.slot(scopes);
+        let mut cached = slot.lock().await;
+        if let Some(t) = cached.as_ref().filter(|t| t.expires > Instant::now()) {
+            return Ok(t.token.clone());
         }
         let mut all: BTreeSet<&str> = scopes.iter().map(String::as_str).collect();
         all.extend(extra_scope);
@@ -193,14 +194,20 @@ impl Authenticator {
             .await?;
         // renew a little early so a token does not expire in flight
         let margin = Duration::from_secs(10).min(lifetime / 2);
-        cache.insert(
-            key,
-            CachedToken {
-                token: token.clone(),
-                expires: Instant::now() + lifetime - margin,
-            },
-        );
+        *cached = Some(CachedToken {
+            token: token.clone(),
+            expires: Instant::now() + lifetime - margin,
+        });
         Ok(token)
+    }
+
+    fn slot(&self, scopes: &[String]) -> Arc<Mutex<Option<CachedToken>>> {
+        self.tokens
+            .lock()
+            .expect("token map lock")
+            .entry(scope_key(scopes))
+            .or_default()
+            .clone()
     }
 
     async fn fetch_token(

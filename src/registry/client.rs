@@ -230,7 +230,7 @@ impl Registry {
     /// GET a manifest, checking its bytes against the digest asked for (or the one the
     /// registry reports when asked by tag).
     pub async fn get_manifest(&self, repository: &str, selector: &ManifestSelector) -> Result<Manifest, RegistryError> {
-        let op = format!("GET manifest {repository}:{selector}");
+        let op = format!("GET manifest {}", at(repository, selector));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, false)];
         let response = self
@@ -263,7 +263,7 @@ impl Registry {
         repository: &str,
         selector: &ManifestSelector,
     ) -> Result<Option<Digest>, RegistryError> {
-        let op = format!("HEAD manifest {repository}:{selector}");
+        let op = format!("HEAD manifest {}", at(repository, selector));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, false)];
         let response = self
@@ -292,7 +292,7 @@ impl Registry {
         selector: &ManifestSelector,
         manifest: &Manifest,
     ) -> Result<(), RegistryError> {
-        let op = format!("PUT manifest {repository}:{selector}");
+        let op = format!("PUT manifest {}", at(repository, selector));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, true)];
         let response = self
@@ -460,7 +460,10 @@ impl Registry {
         if ok.contains(&status) || (ok.is_empty() && status.is_success()) {
             return Ok(response);
         }
-        let message = error_message(response).await;
+        let mut message = error_message(response).await;
+        if let Some(hint) = hint(status, op, &self.domain) {
+            message.push_str(&format!(" ({hint})"));
+        }
         Err(RegistryError::Status {
             registry: self.domain.clone(),
             operation: op.to_string(),
@@ -484,6 +487,28 @@ impl Registry {
             detail,
         }
     }
+}
+
+/// `repo:tag` or `repo@digest`.
+fn at(repository: &str, selector: &ManifestSelector) -> String {
+    match selector {
+        ManifestSelector::Tag(t) => format!("{repository}:{t}"),
+        ManifestSelector::Digest(d) => format!("{repository}@{d}"),
+    }
+}
+
+/// What the user can do about a status the registry answered.
+fn hint(status: StatusCode, operation: &str, registry: &str) -> Option<String> {
+    Some(match status.as_u16() {
+        401 => format!("credentials are missing or refused: run `docker login {registry}` or check config.json"),
+        403 => "the credentials lack permission for this repository".to_string(),
+        404 if operation.starts_with("GET manifest") => {
+            "the source has no such image: check the reference and any pinned digest".to_string()
+        }
+        404 if operation.contains("blob") => "the registry lacks a blob the image's manifest names".to_string(),
+        413 => "the registry refused the size of the request".to_string(),
+        _ => return None,
+    })
 }
 
 fn header_str(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
