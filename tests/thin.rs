@@ -756,3 +756,47 @@ fn corrupted_blob_bytes_are_never_committed() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout), "404");
 }
+
+#[test]
+fn a_partial_rerun_mounts_shared_layers_from_images_already_there() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 512 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let pinned = format!("{}@{}", repository_of(&images.oci_plain.0), images.oci_plain.1);
+    let prefix = format!("{}/partial", target.host());
+    let first = write_bundle(work.path(), &[&pinned], &[]);
+    let relmap = work.path().join("relmap.json");
+    run_with(
+        &[first.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()],
+        cfg.path(),
+        &[],
+    )
+    .assert_ok();
+
+    // the pinned image is skipped without reading the source; the new image, which shares
+    // its base layer, gets that layer mounted from it
+    let second = write_bundle(
+        work.path(),
+        &[&pinned],
+        &[("deep", serde_json::json!({"image": images.deep.0}))],
+    );
+    let run = run_with(
+        &[
+            second.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+            "--json",
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    assert_eq!(run.count_events("image_already_present"), 1, "{}", run.stdout);
+    assert_eq!(run.blob_outcomes(&images.base_layer), ["mounted"], "{}", run.stdout);
+    let relocated = mapped(&relmap)[&images.deep.0].as_str().unwrap().to_string();
+    assert_eq!(skopeo_digest(&relocated, &target.skopeo_opts("src")), images.deep.1);
+}

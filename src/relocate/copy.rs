@@ -155,8 +155,24 @@ pub async fn copy_images<S: ImageSource>(
 
     // Phase 2: blobs. What images already in the target hold can be mounted from them.
     let sink = Arc::new(BlobSink::new(target.clone(), reporter.clone()));
-    for (g, r) in groups.iter().zip(&resolved) {
-        if let Ok(Resolved::Present(_, Some(tree))) = r {
+    let anything_to_copy = resolved.iter().any(|r| matches!(r, Ok(Resolved::Copy(_))));
+    let target_ref: &Registry = &target;
+    let present: Vec<(&Group, Option<ImageTree>)> = stream::iter(groups.iter().zip(&resolved))
+        .filter_map(|(g, r)| async move {
+            match r {
+                Ok(Resolved::Present(_, Some(tree))) => Some((g, Some(tree.clone()))),
+                // skipped without reading its manifests: read them from the target, where they
+                // are, but only when their blobs can save an upload
+                Ok(Resolved::Present(digest, None)) if anything_to_copy => {
+                    Some((g, tree_in_target(target_ref, &g.repository, digest).await))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+        .await;
+    for (g, tree) in present {
+        if let Some(tree) = tree {
             sink.note_present(&g.repository, tree.blobs.iter().map(|b| &b.digest));
         }
     }
@@ -262,6 +278,22 @@ async fn resolve<S: ImageSource>(source: &S, target: &Registry, group: &Group<'_
         return Ok(Resolved::Present(tree.top.digest.clone(), Some(tree)));
     }
     Ok(Resolved::Copy(tree))
+}
+
+/// The tree of an image the target holds, read from the target (best effort: without it the
+/// image's blobs are simply not offered for mounting).
+async fn tree_in_target(target: &Registry, repository: &str, digest: &Digest) -> Option<ImageTree> {
+    let top = target
+        .get_manifest(repository, &ManifestSelector::Digest(digest.clone()))
+        .await
+        .ok()?;
+    ImageTree::build(top, |d| async move {
+        Ok(target
+            .get_manifest(repository, &ManifestSelector::Digest(d.digest))
+            .await?)
+    })
+    .await
+    .ok()
 }
 
 async fn push_manifests(target: &Registry, group: &Group<'_>, tree: &ImageTree) -> Result<usize, CopyError> {
