@@ -9,7 +9,7 @@ use support::fixtures::skopeo_digest;
 use support::proxy::{Fault, Proxy, Rule};
 use support::registry::{Mode, TestRegistry};
 use support::thick::{renamed_index, Pack};
-use support::{build_layout, bundle_json, run_with, Run};
+use support::{build_layout, bundle_json, mapped, repository_of, run_with, Run};
 
 const KIB: usize = 1024;
 const HELLO: &str = "sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4";
@@ -44,23 +44,6 @@ fn relocate_offline(bundle: &Path, prefix: &str, relmap: &Path, extra: &[&str]) 
         "nothing extracted to TMPDIR"
     );
     (run, contacted)
-}
-
-/// `host:port/path:tag` or `host:port/path@digest` → `host:port/path`
-fn repository_of(reference: &str) -> &str {
-    let slash = reference.rfind('/').unwrap();
-    match reference[slash..].find([':', '@']) {
-        Some(i) => &reference[..slash + i],
-        None => reference,
-    }
-}
-
-fn mapped(relmap: &Path) -> serde_json::Map<String, serde_json::Value> {
-    serde_json::from_slice::<serde_json::Value>(&std::fs::read(relmap).unwrap())
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
 }
 
 #[test]

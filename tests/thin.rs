@@ -6,26 +6,9 @@ mod support;
 use support::fixtures::{skopeo_digest, skopeo_raw};
 use support::proxy::{Fault, Proxy, Rule};
 use support::registry::{Mode, TestRegistry, PASSWORD, USER};
-use support::{docker_config, populate, run_with, write_bundle};
+use support::{docker_config, mapped, populate, relocate, repository_of, run_with, write_bundle};
 
 const KIB: usize = 1024;
-
-fn mapped(relmap: &std::path::Path) -> serde_json::Map<String, serde_json::Value> {
-    serde_json::from_slice::<serde_json::Value>(&std::fs::read(relmap).unwrap())
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
-}
-
-/// `host:port/path:tag` → `host:port/path`
-fn repository_of(reference: &str) -> &str {
-    let slash = reference.rfind('/').unwrap();
-    match reference[slash..].find([':', '@']) {
-        Some(i) => &reference[..slash + i],
-        None => reference,
-    }
-}
 
 #[test]
 fn relocates_every_manifest_kind_keeping_digests_and_reruns_send_nothing() {
@@ -120,20 +103,8 @@ fn a_shared_base_layer_crosses_the_wire_once_and_is_mounted_elsewhere() {
             .collect::<Vec<_>>(),
     );
     let relmap = work.path().join("relmap.json");
-    let cfg = tempfile::tempdir().unwrap();
     let prefix = format!("{}/mirror", target.host());
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &prefix,
-            "-m",
-            relmap.to_str().unwrap(),
-            "--json",
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &prefix, &relmap, &["--json"]);
     run.assert_ok();
     let outcomes = run.blob_outcomes(&images.base_layer);
     assert_eq!(outcomes.len(), 5, "one per target repository: {outcomes:?}");
@@ -161,20 +132,8 @@ fn relocating_within_one_registry_mounts_from_the_source() {
         &[("x", serde_json::json!({"image": images.docker.0}))],
     );
     let relmap = work.path().join("relmap.json");
-    let cfg = tempfile::tempdir().unwrap();
     let prefix = format!("{}/relocated", registry.host());
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &prefix,
-            "-m",
-            relmap.to_str().unwrap(),
-            "--json",
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &prefix, &relmap, &["--json"]);
     run.assert_ok();
     assert_eq!(run.count_events("blob_started"), 0, "nothing uploaded: {}", run.stdout);
     assert!(run.events().iter().any(|e| e["event"] == "blob_done"
@@ -321,20 +280,8 @@ fn a_registry_that_will_not_mount_gets_the_upload_instead() {
         &[("d", serde_json::json!({"image": images.deep.0}))],
     );
     let relmap = work.path().join("relmap.json");
-    let cfg = tempfile::tempdir().unwrap();
     let prefix = format!("{}/nomount", proxy.host());
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &prefix,
-            "-m",
-            relmap.to_str().unwrap(),
-            "--json",
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &prefix, &relmap, &["--json"]);
     run.assert_ok();
     assert!(proxy.count("POST", "mount=") >= 1, "a mount was asked for");
     assert_eq!(
@@ -491,18 +438,7 @@ fn a_source_that_does_not_match_the_pinned_digest_fails_before_any_push() {
     );
     let relmap = work.path().join("relmap.json");
     std::fs::write(&relmap, "previous mapping").unwrap();
-    let cfg = tempfile::tempdir().unwrap();
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &format!("{}/x", target.host()),
-            "-m",
-            relmap.to_str().unwrap(),
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &format!("{}/x", target.host()), &relmap, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains(&images.docker.0) && run.stderr.contains(&wrong),
@@ -536,18 +472,7 @@ fn an_unreachable_target_fails_naming_it_and_keeps_the_old_mapping() {
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
     std::fs::write(&relmap, "old").unwrap();
-    let cfg = tempfile::tempdir().unwrap();
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &format!("127.0.0.1:{closed_port}/x"),
-            "-m",
-            relmap.to_str().unwrap(),
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &format!("127.0.0.1:{closed_port}/x"), &relmap, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!("127.0.0.1:{closed_port}")),
@@ -589,13 +514,8 @@ fn bursts_of_5xx_and_429_are_retried() {
         &[("d", serde_json::json!({"image": images.docker.0}))],
     );
     let relmap = work.path().join("relmap.json");
-    let cfg = tempfile::tempdir().unwrap();
     let prefix = format!("{}/retry", proxy.host());
-    let run = run_with(
-        &[bundle.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &prefix, &relmap, &[]);
     run.assert_ok();
     let faulted = proxy.log().iter().filter(|l| l.faulted).count();
     assert_eq!(faulted, 6, "every injected fault was hit and survived");
@@ -625,18 +545,7 @@ fn persistent_server_errors_fail_with_the_registrys_message() {
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
-    let cfg = tempfile::tempdir().unwrap();
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &format!("{}/x", proxy.host()),
-            "-m",
-            relmap.to_str().unwrap(),
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &format!("{}/x", proxy.host()), &relmap, &[]);
     assert_eq!(run.code, 1);
     assert!(
         run.stderr.contains("HTTP 503") && run.stderr.contains("injected fault 503"),
@@ -674,18 +583,7 @@ fn a_connection_dropped_mid_blob_is_retried_and_nothing_is_lost() {
     let via_proxy = images.oci_plain.0.replace(&source.host(), &proxy.host());
     let bundle = write_bundle(work.path(), &[&via_proxy], &[]);
     let relmap = work.path().join("relmap.json");
-    let cfg = tempfile::tempdir().unwrap();
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &format!("{}/x", target.host()),
-            "-m",
-            relmap.to_str().unwrap(),
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &format!("{}/x", target.host()), &relmap, &[]);
     run.assert_ok();
     assert_eq!(proxy.count("GET", &images.base_layer), 3, "two dropped, one complete");
     let relocated = mapped(&relmap)[&via_proxy].as_str().unwrap().to_string();
@@ -711,18 +609,7 @@ fn corrupted_blob_bytes_are_never_committed() {
     let via_proxy = images.deep.0.replace(&source.host(), &proxy.host());
     let bundle = write_bundle(work.path(), &[&via_proxy], &[]);
     let relmap = work.path().join("relmap.json");
-    let cfg = tempfile::tempdir().unwrap();
-    let run = run_with(
-        &[
-            bundle.to_str().unwrap(),
-            "-p",
-            &format!("{}/x", target.host()),
-            "-m",
-            relmap.to_str().unwrap(),
-        ],
-        cfg.path(),
-        &[],
-    );
+    let run = relocate(&bundle, &format!("{}/x", target.host()), &relmap, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr.contains(&images.base_layer) && run.stderr.contains("not committed"),

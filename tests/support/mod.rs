@@ -97,6 +97,32 @@ pub fn docker_config_for(hosts: &[String]) -> tempfile::TempDir {
     docker_config(serde_json::Value::Object(auths))
 }
 
+/// Relocates `bundle` under `prefix` into `relmap`, with an empty Docker config.
+pub fn relocate(bundle: &Path, prefix: &str, relmap: &Path, extra: &[&str]) -> Run {
+    let config = tempfile::tempdir().unwrap();
+    let mut args = vec![bundle.to_str().unwrap(), "-p", prefix, "-m", relmap.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_with(&args, config.path(), &[])
+}
+
+/// The relocation mapping written to `relmap`.
+pub fn mapped(relmap: &Path) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(&std::fs::read(relmap).unwrap())
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+/// `host:port/path:tag` or `host:port/path@digest` → `host:port/path`
+pub fn repository_of(reference: &str) -> &str {
+    let slash = reference.rfind('/').unwrap();
+    match reference[slash..].find([':', '@']) {
+        Some(i) => &reference[..slash + i],
+        None => reference,
+    }
+}
+
 pub fn write_bundle(dir: &Path, invocation: &[&str], images: &[(&str, serde_json::Value)]) -> PathBuf {
     let images: serde_json::Map<String, serde_json::Value> =
         images.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
