@@ -230,7 +230,7 @@ impl Registry {
     /// GET a manifest, checking its bytes against the digest asked for (or the one the
     /// registry reports when asked by tag).
     pub async fn get_manifest(&self, repository: &str, selector: &ManifestSelector) -> Result<Manifest, RegistryError> {
-        let op = format!("GET manifest {}", at(repository, selector));
+        let op = format!("GET manifest {}", selector.in_repository(repository));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, false)];
         let response = self
@@ -263,7 +263,7 @@ impl Registry {
         repository: &str,
         selector: &ManifestSelector,
     ) -> Result<Option<Digest>, RegistryError> {
-        let op = format!("HEAD manifest {}", at(repository, selector));
+        let op = format!("HEAD manifest {}", selector.in_repository(repository));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, false)];
         let response = self
@@ -292,7 +292,7 @@ impl Registry {
         selector: &ManifestSelector,
         manifest: &Manifest,
     ) -> Result<(), RegistryError> {
-        let op = format!("PUT manifest {}", at(repository, selector));
+        let op = format!("PUT manifest {}", selector.in_repository(repository));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, true)];
         let response = self
@@ -486,14 +486,6 @@ impl Registry {
             registry: self.domain.clone(),
             detail,
         }
-    }
-}
-
-/// `repo:tag` or `repo@digest`.
-fn at(repository: &str, selector: &ManifestSelector) -> String {
-    match selector {
-        ManifestSelector::Tag(t) => format!("{repository}:{t}"),
-        ManifestSelector::Digest(d) => format!("{repository}@{d}"),
     }
 }
 

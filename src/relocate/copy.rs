@@ -15,6 +15,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt};
 
 use super::plan::{ManifestSelector, Plan, PlannedImage};
+use super::remote::tree_in_registry;
 use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
 use super::sink::BlobSink;
 use super::source::{ImageSource, ImageTree, WantedBlob};
@@ -164,7 +165,9 @@ pub async fn copy_images<S: ImageSource>(
                 // skipped without reading its manifests: read them from the target, where they
                 // are, but only when their blobs can save an upload
                 Ok(Resolved::Present(digest, None)) if anything_to_copy => {
-                    Some((g, tree_in_target(target_ref, &g.repository, digest).await))
+                    let selector = ManifestSelector::Digest(digest.clone());
+                    // best effort: without the tree its blobs are simply not offered for mounting
+                    Some((g, tree_in_registry(target_ref, &g.repository, &selector).await.ok()))
                 }
                 _ => None,
             }
@@ -280,22 +283,6 @@ async fn resolve<S: ImageSource>(source: &S, target: &Registry, group: &Group<'_
     Ok(Resolved::Copy(tree))
 }
 
-/// The tree of an image the target holds, read from the target (best effort: without it the
-/// image's blobs are simply not offered for mounting).
-async fn tree_in_target(target: &Registry, repository: &str, digest: &Digest) -> Option<ImageTree> {
-    let top = target
-        .get_manifest(repository, &ManifestSelector::Digest(digest.clone()))
-        .await
-        .ok()?;
-    ImageTree::build(top, |d| async move {
-        Ok(target
-            .get_manifest(repository, &ManifestSelector::Digest(d.digest))
-            .await?)
-    })
-    .await
-    .ok()
-}
-
 async fn push_manifests(target: &Registry, group: &Group<'_>, tree: &ImageTree) -> Result<usize, CopyError> {
     for child in &tree.children {
         target
@@ -310,7 +297,7 @@ async fn push_manifests(target: &Registry, group: &Group<'_>, tree: &ImageTree) 
     let found = target.head_manifest(&group.repository, &group.push).await?;
     if found.as_ref() != Some(&tree.top.digest) {
         return Err(CopyError::NotVerified {
-            reference: format!("{}/{}:{}", target.domain(), group.repository, group.push),
+            reference: format!("{}/{}", target.domain(), group.push.in_repository(&group.repository)),
             expected: tree.top.digest.clone(),
             found: found.map_or("nothing".to_string(), |d| d.to_string()),
         });

@@ -13,6 +13,16 @@ pub enum ManifestSelector {
     Digest(Digest),
 }
 
+impl ManifestSelector {
+    /// `repository:tag` or `repository@digest`.
+    pub fn in_repository(&self, repository: &str) -> String {
+        match self {
+            ManifestSelector::Tag(t) => format!("{repository}:{t}"),
+            ManifestSelector::Digest(d) => format!("{repository}@{d}"),
+        }
+    }
+}
+
 impl std::fmt::Display for ManifestSelector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -86,5 +96,23 @@ impl Plan {
             .iter()
             .map(|i| (i.raw.clone(), i.relocated.to_string()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_name_a_manifest_in_a_repository() {
+        let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        assert_eq!(
+            ManifestSelector::Tag("v1".into()).in_repository("team/app"),
+            "team/app:v1"
+        );
+        assert_eq!(
+            ManifestSelector::Digest(d.clone()).in_repository("team/app"),
+            format!("team/app@{d}")
+        );
     }
 }

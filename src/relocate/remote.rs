@@ -10,7 +10,7 @@ use super::plan::{ManifestSelector, PlannedImage};
 use super::sink::{deliver_reopenable, BlobSink};
 use super::source::{ImageSource, ImageTree, WantedBlob};
 use crate::reference::Digest;
-use crate::registry::{Registries, RetryPolicy};
+use crate::registry::{Registries, Registry, RetryPolicy};
 
 pub struct RemoteSource {
     registries: Arc<Registries>,
@@ -28,20 +28,25 @@ impl RemoteSource {
     }
 }
 
+/// An image's manifests as a registry holds them: the top one, then every child by digest.
+pub async fn tree_in_registry(
+    registry: &Registry,
+    repository: &str,
+    selector: &ManifestSelector,
+) -> Result<ImageTree, CopyError> {
+    let top = registry.get_manifest(repository, selector).await?;
+    ImageTree::build(top, |d| async move {
+        Ok(registry
+            .get_manifest(repository, &ManifestSelector::Digest(d.digest))
+            .await?)
+    })
+    .await
+}
+
 impl ImageSource for RemoteSource {
     async fn resolve(&self, image: &PlannedImage) -> Result<ImageTree, CopyError> {
         let registry = self.registries.get(image.original.domain());
-        let repository = image.original.path();
-        let top = registry.get_manifest(repository, &image.source_selector()).await?;
-        ImageTree::build(top, |d| {
-            let registry = registry.clone();
-            async move {
-                Ok(registry
-                    .get_manifest(repository, &ManifestSelector::Digest(d.digest))
-                    .await?)
-            }
-        })
-        .await
+        tree_in_registry(&registry, image.original.path(), &image.source_selector()).await
     }
 
     async fn send_blobs(&self, mut wanted: Vec<WantedBlob>, sink: Arc<BlobSink>) -> Vec<(Digest, CopyError)> {
