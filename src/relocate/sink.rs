@@ -16,9 +16,9 @@ use crate::reference::Digest;
 use crate::registry::manifest::Verifier;
 use crate::registry::{MountOutcome, Registry};
 
-/// Target repositories that still need a blob's bytes, each with the upload session a refused
-/// mount opened, if any.
-pub type MissingRepositories = Vec<(String, Option<Url>)>;
+/// The next target repository that needs a blob's bytes, with the upload session a refused
+/// mount opened, if any; `None` when every repository has the blob.
+pub type NextUpload = Option<(String, Option<Url>)>;
 
 /// Places blobs in target repositories: HEAD, mount, or verified streaming upload.
 pub struct BlobSink {
@@ -64,12 +64,11 @@ impl BlobSink {
         });
     }
 
-    /// Makes the blob present, without sending its bytes, in every target repository where
-    /// that is possible. Returns the repositories that still need its bytes, each with the
-    /// upload session a refused mount opened, if any.
-    pub async fn settle(&self, blob: &WantedBlob) -> Result<MissingRepositories, CopyError> {
+    /// Makes the blob present, without sending its bytes, in the target repositories where
+    /// that is possible, up to the first that needs the bytes (after its upload, settling
+    /// again mounts the blob from it into the rest).
+    pub async fn settle(&self, blob: &WantedBlob) -> Result<NextUpload, CopyError> {
         let digest = blob.digest();
-        let mut missing = Vec::new();
         for repository in &blob.target_repositories {
             let (known, checked_absent) = {
                 let state = self.state.lock().expect("sink lock");
@@ -99,8 +98,7 @@ impl BlobSink {
                     .or_else(|| blob.mount_from.iter().find(|r| *r != repository).cloned())
             };
             let Some(from) = origin else {
-                missing.push((repository.clone(), None));
-                continue;
+                return Ok(Some((repository.clone(), None)));
             };
             match self.target.mount_blob(repository, digest, &from).await? {
                 MountOutcome::Mounted => self.record(repository, digest, BlobOutcome::Mounted { from }),
@@ -109,11 +107,11 @@ impl BlobSink {
                         "{}: mount of {digest} from {from} refused; uploading",
                         self.target.domain()
                     );
-                    missing.push((repository.clone(), Some(session)));
+                    return Ok(Some((repository.clone(), Some(session))));
                 }
             }
         }
-        Ok(missing)
+        Ok(None)
     }
 
     /// Streams `body` into `repository`, hashing as it goes; the upload is committed only when
@@ -222,9 +220,14 @@ impl BlobSink {
         }
     }
 
-    /// Abandons an upload session a refused mount opened.
-    pub async fn cancel(&self, repository: &str, session: Url) {
-        self.target.cancel_upload(repository, session).await;
+    /// The repository of `next`, for bytes that come later (a thick bundle's next pass): the
+    /// upload session a refused mount opened is closed rather than held.
+    pub async fn defer(&self, next: NextUpload) -> Option<String> {
+        let (repository, session) = next?;
+        if let Some(session) = session {
+            self.target.cancel_upload(&repository, session).await;
+        }
+        Some(repository)
     }
 
     /// Bytes of every committed upload.
@@ -263,8 +266,7 @@ where
     loop {
         let result: Result<(), CopyError> = async {
             loop {
-                let missing = sink.settle(blob).await?;
-                let Some((repository, session)) = missing.into_iter().next() else {
+                let Some((repository, session)) = sink.settle(blob).await? else {
                     return Ok(());
                 };
                 let body = open().await?;

@@ -1,6 +1,6 @@
 //! The OCI image layout inside a thick bundle, learnt in one streaming pass: `bundle.json`,
-//! `index.json`, the list of blobs with their sizes, and the small JSON blobs (manifests are
-//! among them) kept in memory. Layer bytes are not kept; they are streamed later.
+//! `index.json`, the list of blobs with their sizes, and the manifests, kept in memory. Configs
+//! and layers are not kept; they are streamed later.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,9 +17,9 @@ use crate::relocate::PlannedImage;
 
 const LAYOUT_DIR: &str = "artifacts/layout/";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// Blobs up to this size that look like JSON are kept from the first pass (manifests, configs).
+/// Manifests up to this size are kept from the first pass.
 const SMALL_BLOB: u64 = 256 * 1024;
-/// Memory for kept blobs; manifests beyond it are read in a later, targeted pass.
+/// Memory for kept manifests; any beyond it are read in a later, targeted pass.
 const SMALL_BLOB_BUDGET: usize = 32 * 1024 * 1024;
 
 /// A top-level descriptor of `index.json`.
@@ -55,7 +55,7 @@ pub struct ThickArchive {
     published: BTreeMap<String, String>,
     /// Layout blobs in the archive: digest → (entry name, size).
     blobs: HashMap<Digest, (String, u64)>,
-    /// Small JSON blobs kept in memory (unverified until used).
+    /// Small manifests kept in memory (unverified until used).
     small: Mutex<HashMap<Digest, Bytes>>,
 }
 
@@ -86,7 +86,7 @@ impl ThickArchive {
             {
                 let mut buf = Vec::with_capacity(size as usize);
                 content.read_to_end(&mut buf)?;
-                if buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                if looks_like_manifest(&buf) {
                     small_bytes += buf.len();
                     small.insert(name.to_string(), Bytes::from(buf));
                 }
@@ -255,6 +255,15 @@ impl ThickArchive {
     }
 }
 
+/// Manifests and indexes are JSON objects with `schemaVersion`; configs and layers are not,
+/// and they are streamed again when uploaded anyway, so only manifests are kept.
+fn looks_like_manifest(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && bytes
+            .windows(b"\"schemaVersion\"".len())
+            .any(|w| w == b"\"schemaVersion\"")
+}
+
 /// `blobs/<alg>/<hex>` under the layout → the blob's digest.
 fn blob_digest(name: &str, blob_dir: &str) -> Option<Digest> {
     let (alg, hex) = name.strip_prefix(blob_dir)?.split_once('/')?;
@@ -297,6 +306,16 @@ mod tests {
 
     fn r(s: &str) -> Reference {
         Reference::parse_normalized(s).unwrap()
+    }
+
+    #[test]
+    fn only_manifests_are_kept() {
+        assert!(looks_like_manifest(br#" {"schemaVersion":2,"config":{}}"#));
+        assert!(
+            !looks_like_manifest(br#"{"architecture":"amd64","rootfs":{}}"#),
+            "a config"
+        );
+        assert!(!looks_like_manifest(b"\x1f\x8b\x08 schemaVersion"), "a layer");
     }
 
     #[test]

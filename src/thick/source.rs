@@ -18,7 +18,7 @@ use super::layout::ThickArchive;
 use super::ThickError;
 use crate::reference::Digest;
 use crate::relocate::copy::CopyError;
-use crate::relocate::sink::{BlobSink, MissingRepositories};
+use crate::relocate::sink::{BlobSink, NextUpload};
 use crate::relocate::{ImageSource, ImageTree, Plan, PlannedImage, WantedBlob};
 
 /// Passes over the archive for blobs whose upload failed in a way that may heal.
@@ -84,12 +84,12 @@ impl ThickSource {
     }
 
     /// One pass over the archive, uploading each blob of `pending` as its entry streams by.
-    /// Returns, per blob, the repositories that still lack it, or why it failed.
+    /// Returns, per blob, the next repository that still lacks it, or why it failed.
     async fn stream_pass(
         &self,
         pending: &HashMap<Digest, (WantedBlob, String)>,
         sink: &Arc<BlobSink>,
-    ) -> (Vec<(Digest, Result<Vec<String>, CopyError>)>, Option<String>) {
+    ) -> (Vec<(Digest, Result<Option<String>, CopyError>)>, Option<String>) {
         let by_entry: HashMap<String, Digest> = pending
             .keys()
             .filter_map(|d| self.archive.blob_entry(d).map(|(name, _)| (name.clone(), d.clone())))
@@ -131,10 +131,10 @@ impl ThickSource {
                 let body = stream::unfold(body_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
                 let result = match sink.upload(&blob, &repository, None, body).await {
                     // mount it into the other repositories that need it
-                    Ok(()) => sink
-                        .settle(&blob)
-                        .await
-                        .map(|missing| missing.into_iter().map(|(r, _)| r).collect()),
+                    Ok(()) => match sink.settle(&blob).await {
+                        Ok(next) => Ok(sink.defer(next).await),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 (digest, result)
@@ -176,7 +176,7 @@ impl ImageSource for ThickSource {
     async fn send_blobs(&self, wanted: Vec<WantedBlob>, sink: Arc<BlobSink>) -> Vec<(Digest, CopyError)> {
         let mut failures = Vec::new();
         // Place what the target can get without our bytes (HEAD, mount) before reading anything.
-        let settled: Vec<(WantedBlob, Result<MissingRepositories, CopyError>)> = stream::iter(wanted)
+        let settled: Vec<(WantedBlob, Result<NextUpload, CopyError>)> = stream::iter(wanted)
             .map(|blob| {
                 let sink = sink.clone();
                 async move {
@@ -191,12 +191,8 @@ impl ImageSource for ThickSource {
         for (blob, result) in settled {
             match result {
                 Err(e) => failures.push((blob.digest().clone(), e)),
-                Ok(missing) => {
-                    if let Some((repository, session)) = missing.into_iter().next() {
-                        if let Some(session) = session {
-                            // the bytes come later, in archive order: do not hold a session open
-                            sink.cancel(&repository, session).await;
-                        }
+                Ok(next) => {
+                    if let Some(repository) = sink.defer(next).await {
                         pending.insert(blob.digest().clone(), (blob, repository));
                     }
                 }
@@ -216,11 +212,10 @@ impl ImageSource for ThickSource {
             for (digest, result) in results {
                 let (blob, repository) = pending.remove(&digest).expect("a pending blob");
                 match result {
-                    Ok(still_missing) => {
-                        if let Some(r) = still_missing.into_iter().next() {
-                            next.insert(digest, (blob, r));
-                        }
+                    Ok(Some(repository)) => {
+                        next.insert(digest, (blob, repository));
                     }
+                    Ok(None) => {}
                     Err(e) if e.is_retryable() && pass < MAX_PASSES => {
                         tracing::warn!("blob {digest}: {e}; it will be read again");
                         next.insert(digest, (blob, repository));
