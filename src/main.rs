@@ -4,13 +4,13 @@
 mod output;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use cnab_relocate::engine::CopyOptions;
 use cnab_relocate::registry::RegistryOptions;
-use cnab_relocate::{Error, RelocateOptions};
+use cnab_relocate::{CopyReport, Error, Event, PlannedRelocation, RelocateOptions, Relocation};
 use output::{human_bytes, Mode, Output};
 
 const AFTER_HELP: &str = "\
@@ -117,8 +117,9 @@ struct RegistryArgs {
     #[arg(long)]
     skip_tls_verify: bool,
 
-    /// Use plain HTTP for this registry (HOST or HOST:PORT); repeatable. Loopback hosts
-    /// (localhost, 127.0.0.0/8, ::1) use plain HTTP anyway, as Docker does.
+    /// Allow plain HTTP for this registry (HOST or HOST:PORT) when it does not speak HTTPS;
+    /// repeatable. Loopback hosts (localhost, 127.0.0.0/8, ::1) are treated so anyway, as
+    /// Docker does.
     #[arg(long, value_name = "HOST[:PORT]")]
     insecure_registry: Vec<String>,
 }
@@ -173,55 +174,40 @@ fn run_map(prefix: &str, references: &[String]) -> ExitCode {
 
 fn run_relocate(args: RelocateArgs) -> ExitCode {
     init_logging(args.quiet, args.verbose);
-    let bundle = args.bundle.expect("clap requires BUNDLE");
-    let prefix = args.repository_prefix.expect("clap requires --repository-prefix");
-    let (opened, plan) = match cnab_relocate::plan_bundle(&bundle, &prefix) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(e.exit_code());
-        }
-    };
-    if args.dry_run {
-        if let Err(e) = cnab_relocate::verify_sources(&opened, &plan) {
-            eprintln!("error: {e}");
-            return ExitCode::from(e.exit_code());
-        }
-        let mut out = std::io::stdout().lock();
-        let mut json = plan.mapping().to_json();
-        // Exactly duffle's bytes when piped; a newline only for a person at a terminal.
-        if out.is_terminal() {
-            json.push(b'\n');
-        }
-        return match out.write_all(&json).and_then(|_| out.flush()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: cannot write to standard output: {e}");
-                ExitCode::from(1)
-            }
-        };
-    }
-    let mapping_path = args.relocation_mapping.expect("clap requires --relocation-mapping");
+    let bundle = args.bundle.clone().expect("clap requires BUNDLE");
     let mode = match (args.json, args.quiet) {
         (true, _) => Mode::Json,
         (false, true) => Mode::Quiet,
         _ => Mode::Human,
     };
     let out = Output::new(mode);
-    let options = RelocateOptions {
-        registry: RegistryOptions {
-            ca_cert_paths: args.registry.ca_cert_path,
-            skip_tls_verify: args.registry.skip_tls_verify,
-            insecure_registries: args.registry.insecure_registry,
-            ..Default::default()
-        },
-        concurrency: usize::from(args.concurrency),
+    let mut relocation = Relocation::new(&bundle)
+        .prefix(
+            args.repository_prefix
+                .clone()
+                .expect("clap requires --repository-prefix"),
+        )
+        .options(relocate_options(&args))
+        .on_event({
+            let out = out.clone();
+            move |e: &Event| out.event(e)
+        });
+    if let Some(path) = &args.relocation_mapping {
+        relocation = relocation.mapping_file(path);
+    }
+    let planned = match relocation.plan() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
     };
+    if args.dry_run {
+        return dry_run(&planned);
+    }
+    let mapping_path = args.relocation_mapping.expect("clap requires --relocation-mapping");
     out.line(&format!(
         "relocating {} image(s) of {} to {}",
-        plan.images.len(),
+        planned.plan().images.len(),
         bundle.display(),
-        plan.prefix
+        planned.plan().prefix
     ));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -230,48 +216,16 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let reporter = {
-        let out = out.clone();
-        Arc::new(move |e: &cnab_relocate::relocate::Event| out.event(e)) as cnab_relocate::relocate::Reporter
-    };
-    let result = runtime.block_on(cnab_relocate::relocate(
-        &opened,
-        &plan,
-        &mapping_path,
-        &options,
-        reporter,
-    ));
+    let result = runtime.block_on(planned.run());
     out.finish();
-    let summary = |report: Option<&cnab_relocate::relocate::CopyReport>, error: Option<&Error>| {
-        let (copied, present, failed, bytes) = report.map_or((0, 0, 0, 0), |r| {
-            let ok = r.images.iter().filter_map(|i| i.outcome.as_ref().ok());
-            (
-                ok.clone().filter(|c| !c.already_present).count(),
-                ok.filter(|c| c.already_present).count(),
-                r.images.iter().filter(|i| i.outcome.is_err()).count(),
-                r.bytes_sent(),
-            )
-        });
-        serde_json::json!({
-            "event": "summary",
-            "success": error.is_none(),
-            "images": plan.images.len(),
-            "copied": copied,
-            "already_present": present,
-            "failed": failed,
-            "bytes_sent": bytes,
-            "seconds": (out.elapsed_secs() * 1000.0).round() / 1000.0,
-            "relocation_mapping": error.is_none().then(|| mapping_path.display().to_string()),
-            "error": error.map(|e| e.to_string()),
-        })
-    };
+    let images = planned.plan().images.len();
     match result {
         Ok(report) => {
-            out.json(&summary(Some(&report), None));
+            out.json(&summary(&out, images, Some(&report), None, &mapping_path));
             out.line(&format!(
                 "relocated {} image(s), {} sent in {:.1} s; mapping written to {}",
                 report.images.len(),
-                human_bytes(report.bytes_sent()),
+                human_bytes(report.bytes_sent),
                 out.elapsed_secs(),
                 mapping_path.display()
             ));
@@ -282,9 +236,79 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
                 Error::Relocation(r) => Some(r),
                 _ => None,
             };
-            out.json(&summary(report, Some(&e)));
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
+            out.json(&summary(&out, images, report, Some(&e), &mapping_path));
+            fail(&e)
         }
     }
+}
+
+fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
+    RelocateOptions {
+        registry: RegistryOptions {
+            ca_cert_paths: args.registry.ca_cert_path.clone(),
+            skip_tls_verify: args.registry.skip_tls_verify,
+            insecure_registries: args.registry.insecure_registry.clone(),
+            ..Default::default()
+        },
+        copy: CopyOptions {
+            concurrency: usize::from(args.concurrency),
+            ..Default::default()
+        },
+    }
+}
+
+fn fail(e: &Error) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// Checks what can be checked offline and prints the mapping: exactly duffle's bytes when
+/// piped, with a newline only for a person at a terminal.
+fn dry_run(planned: &PlannedRelocation) -> ExitCode {
+    if let Err(e) = planned.check_sources() {
+        return fail(&e);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut json = planned.mapping().to_json();
+    if out.is_terminal() {
+        json.push(b'\n');
+    }
+    match out.write_all(&json).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The last `--json` line: the outcome of the whole run.
+fn summary(
+    out: &Output,
+    images: usize,
+    report: Option<&CopyReport>,
+    error: Option<&Error>,
+    mapping_path: &Path,
+) -> serde_json::Value {
+    let (copied, present, failed, bytes) = report.map_or((0, 0, 0, 0), |r| {
+        let ok = r.images.iter().filter_map(|i| i.outcome.as_ref().ok());
+        (
+            ok.clone().filter(|c| !c.already_present).count(),
+            ok.filter(|c| c.already_present).count(),
+            r.failures().count(),
+            r.bytes_sent,
+        )
+    });
+    serde_json::json!({
+        "event": "summary",
+        "success": error.is_none(),
+        "images": images,
+        "copied": copied,
+        "already_present": present,
+        "failed": failed,
+        "bytes_sent": bytes,
+        "seconds": (out.elapsed_secs() * 1000.0).round() / 1000.0,
+        "relocation_mapping": error.is_none().then(|| mapping_path.display().to_string()),
+        "error": error.map(|e| e.to_string()),
+    })
 }

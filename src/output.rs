@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cnab_relocate::relocate::{BlobOutcome, Event};
+use cnab_relocate::engine::{BlobOutcome, Event};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,12 @@ impl Output {
         match event {
             Event::BlobStarted { digest, size, .. } => {
                 b.total.inc_length(*size);
+                let mut blobs = b.blobs.lock().expect("bars lock");
+                // one blob sent to several repositories at once: one bar for all the copies
+                if let Some(bar) = blobs.get(digest) {
+                    bar.inc_length(*size);
+                    return;
+                }
                 let bar = b.multi.add(ProgressBar::new(*size));
                 bar.set_style(
                     ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
@@ -119,7 +125,7 @@ impl Output {
                         .progress_chars("=> "),
                 );
                 bar.set_prefix(short(digest).to_string());
-                b.blobs.lock().expect("bars lock").insert(digest.clone(), bar);
+                blobs.insert(digest.clone(), bar);
             }
             Event::BlobProgress { digest, bytes } => {
                 b.total.inc(*bytes);

@@ -1,5 +1,5 @@
 //! Image references and digests: the docker/distribution v2.7 `reference` grammar and
-//! `ParseNormalizedNamed` normalisation (SPEC §3), hand-written so every error can say
+//! `ParseNormalizedNamed` normalisation, hand-written so every error can say
 //! exactly which part of the input is wrong.
 
 use std::fmt;
@@ -17,11 +17,25 @@ const TAG_LENGTH_MAX: usize = 128;
 
 /// Why a reference or digest was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
+    /// An image reference that does not follow the grammar.
     #[error("invalid image reference \"{input}\": {reason}")]
-    Invalid { input: String, reason: String },
+    Invalid {
+        /// The reference as given.
+        input: String,
+        /// Which part is wrong, and why.
+        reason: String,
+    },
+    /// A digest that is not `ALGORITHM:HEX` with a supported algorithm and lower-case hex of
+    /// the right length.
     #[error("invalid digest \"{input}\": {reason}")]
-    InvalidDigest { input: String, reason: String },
+    InvalidDigest {
+        /// The digest as given.
+        input: String,
+        /// Why it is rejected.
+        reason: String,
+    },
 }
 
 fn invalid(input: &str, reason: impl Into<String>) -> ReferenceError {
@@ -34,12 +48,16 @@ fn invalid(input: &str, reason: impl Into<String>) -> ReferenceError {
 /// Content digest algorithms a registry accepts (go-digest's registered set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
+    /// SHA-256 (`sha256`).
     Sha256,
+    /// SHA-384 (`sha384`).
     Sha384,
+    /// SHA-512 (`sha512`).
     Sha512,
 }
 
 impl Algorithm {
+    /// The name written before the `:` of a digest (`sha256`).
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Sha256 => "sha256",
@@ -58,6 +76,15 @@ impl Algorithm {
 }
 
 /// A validated content digest such as `sha256:4d41…` (lower-case hex of the right length).
+///
+/// ```
+/// use cnab_relocate::reference::Digest;
+///
+/// let d = Digest::sha256_of(b"");
+/// assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+/// assert_eq!(d.to_string().parse::<Digest>(), Ok(d));
+/// assert!("sha256:E3B0".parse::<Digest>().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     algorithm: Algorithm,
@@ -65,10 +92,12 @@ pub struct Digest {
 }
 
 impl Digest {
+    /// The hash algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
 
+    /// The lower-case hex after the `:`.
     pub fn hex(&self) -> &str {
         &self.hex
     }
@@ -144,12 +173,16 @@ impl<'de> serde::Deserialize<'de> for Digest {
 /// Incremental hasher for any supported digest algorithm.
 #[derive(Clone)]
 pub enum Hasher {
+    /// A SHA-256 hasher.
     Sha256(sha2::Sha256),
+    /// A SHA-384 hasher.
     Sha384(sha2::Sha384),
+    /// A SHA-512 hasher.
     Sha512(sha2::Sha512),
 }
 
 impl Hasher {
+    /// A fresh hasher for `algorithm`.
     pub fn new(algorithm: Algorithm) -> Self {
         match algorithm {
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
@@ -158,6 +191,7 @@ impl Hasher {
         }
     }
 
+    /// Feeds `data` to the hasher.
     pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(data),
@@ -166,6 +200,7 @@ impl Hasher {
         }
     }
 
+    /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
         let (algorithm, hex) = match self {
             Hasher::Sha256(h) => (Algorithm::Sha256, hex_string(&h.finalize())),
@@ -186,9 +221,54 @@ pub(crate) fn hex_string(bytes: &[u8]) -> String {
     s
 }
 
+/// A manifest in a repository, named by tag or by digest (`repo:tag` / `repo@digest`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ManifestSelector {
+    /// A tag, such as `1.0`.
+    Tag(String),
+    /// A content digest.
+    Digest(Digest),
+}
+
+impl ManifestSelector {
+    /// `repository:tag` or `repository@digest`.
+    pub fn in_repository(&self, repository: &str) -> String {
+        match self {
+            ManifestSelector::Tag(t) => format!("{repository}:{t}"),
+            ManifestSelector::Digest(d) => format!("{repository}@{d}"),
+        }
+    }
+}
+
+/// The tag or the digest alone: the last segment of a `/v2/<name>/manifests/<selector>` URL.
+impl fmt::Display for ManifestSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ManifestSelector::Tag(t) => f.write_str(t),
+            ManifestSelector::Digest(d) => write!(f, "{d}"),
+        }
+    }
+}
+
 /// A normalised image reference: `domain/path[:tag][@digest]`.
 ///
-/// `Display` prints the normalised form (`ubuntu` → `docker.io/library/ubuntu`).
+/// `Display` prints the normalised form (`ubuntu` → `docker.io/library/ubuntu`); no tag is
+/// added when none is given.
+///
+/// ```
+/// use cnab_relocate::reference::{ManifestSelector, Reference};
+///
+/// let r = Reference::parse_normalized("ubuntu:18.10")?;
+/// assert_eq!(r.to_string(), "docker.io/library/ubuntu:18.10");
+/// assert_eq!((r.domain(), r.path(), r.tag()), ("docker.io", "library/ubuntu", Some("18.10")));
+/// assert_eq!(Reference::parse_normalized("ubuntu")?.to_string(), "docker.io/library/ubuntu");
+///
+/// let selector = ManifestSelector::Tag("1.0".into());
+/// assert_eq!(selector.in_repository("team/app"), "team/app:1.0");
+///
+/// assert!(Reference::parse_normalized("Ubuntu").is_err(), "repository names are lower case");
+/// # Ok::<(), cnab_relocate::reference::ReferenceError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
     domain: String,
@@ -273,10 +353,12 @@ impl Reference {
         &self.path
     }
 
+    /// The tag, if any (`18.10`).
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// The digest, if any.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }
@@ -445,7 +527,7 @@ mod tests {
         }
     }
 
-    /// (input, normalised, name, tag, digest) — conformance/names.tsv plus SPEC §3 examples.
+    /// (input, normalised, name, tag, digest) — conformance/names.tsv plus further examples.
     const NAMES: &[(&str, &str, &str, &str, &str)] = &[
         ("ubuntu", "docker.io/library/ubuntu", "docker.io/library/ubuntu", "", ""),
         (

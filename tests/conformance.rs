@@ -1,7 +1,7 @@
 //! Every row of the conformance tables (copied into testdata/conformance) is a test.
 
+use cnab_relocate::mapping::{map_reference, RepositoryPrefix};
 use cnab_relocate::reference::Reference;
-use cnab_relocate::relocate::{map_reference, RepositoryPrefix};
 
 fn rows(file: &str) -> Vec<Vec<String>> {
     let path = format!("{}/testdata/conformance/{file}", env!("CARGO_MANIFEST_DIR"));

@@ -1,7 +1,7 @@
 //! Properties of the path mapping (SPEC §4) over generated references and prefixes.
 
+use cnab_relocate::mapping::{map_reference, RepositoryPrefix};
 use cnab_relocate::reference::Reference;
-use cnab_relocate::relocate::{map_reference, RepositoryPrefix};
 use proptest::prelude::*;
 
 fn component() -> impl Strategy<Value = String> {

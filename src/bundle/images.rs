@@ -1,7 +1,7 @@
-//! Which images a bundle relocates, in which order (SPEC §5).
+//! Which images a bundle relocates, and in which order.
 
-use super::model::Bundle;
-use super::BundleError;
+use super::error::BundleError;
+use super::model::{Bundle, BundleImage};
 use crate::reference::{Digest, Reference};
 
 /// Image types that are relocated; an absent `imageType` means `oci`.
@@ -12,6 +12,7 @@ const RELOCATABLE_TYPES: &[&str] = &["oci", "docker"];
 pub struct BundleImageRef {
     /// The bundle's raw `image` string: the key of the relocation mapping.
     pub raw: String,
+    /// `raw` parsed and normalised.
     pub reference: Reference,
     /// The digest the copied manifest must have: the reference's digest, else `contentDigest`.
     pub expected_digest: Option<Digest>,
@@ -25,7 +26,7 @@ pub fn select_images(bundle: &Bundle) -> Result<Vec<BundleImageRef>, BundleError
     if invocation.is_empty() {
         return Err(BundleError::NoInvocationImage);
     }
-    let declared: Vec<(String, &super::model::BundleImage)> = invocation
+    let declared: Vec<(String, &BundleImage)> = invocation
         .iter()
         .enumerate()
         .map(|(i, img)| (format!("invocationImages[{i}]"), img))

@@ -11,16 +11,22 @@ use reqwest::{RequestBuilder, StatusCode};
 use tokio::sync::{Mutex, RwLock};
 
 use super::credentials::Credential;
+use super::error::RegistryError;
+use super::response::{error_chain, error_message, is_retryable_error};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
-use super::RegistryError;
 
 /// What the registry asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
+    /// No authorization: `/v2/` answered without asking for credentials.
     Anonymous,
+    /// HTTP Basic with the configured user name and password.
     Basic,
+    /// A Bearer token from the token service at `realm`.
     Bearer {
+        /// The token service's URL.
         realm: String,
+        /// The `service` to ask the token service for.
         service: Option<String>,
         /// A scope the registry says the request needs (e.g. on `insufficient_scope`).
         scope: Option<String>,
@@ -29,7 +35,7 @@ pub enum Challenge {
 
 impl Challenge {
     /// Parses `WWW-Authenticate` (`Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`).
-    pub fn parse(header: &str) -> Option<Challenge> {
+    pub(crate) fn parse(header: &str) -> Option<Challenge> {
         let header = header.trim();
         let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
         let params = parse_params(rest);
@@ -44,7 +50,8 @@ impl Challenge {
         }
     }
 
-    pub fn from_headers(headers: &HeaderMap) -> Option<Challenge> {
+    /// The challenge of a response's `WWW-Authenticate` headers, preferring Bearer over Basic.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Challenge> {
         headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
@@ -89,17 +96,18 @@ fn parse_params(s: &str) -> HashMap<String, String> {
 }
 
 /// The scope of access to one repository, e.g. `repository:team/app:pull,push`.
-pub fn repository_scope(repository: &str, push: bool) -> String {
+pub(crate) fn repository_scope(repository: &str, push: bool) -> String {
     format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" })
 }
 
+/// A Bearer token and when to stop using it.
 struct CachedToken {
     token: String,
     expires: Instant,
 }
 
 /// Authentication state for one registry.
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     registry: String,
     credential: Option<Credential>,
     challenge: RwLock<Challenge>,
@@ -119,7 +127,8 @@ struct TokenResponse {
 }
 
 impl Authenticator {
-    pub fn new(
+    /// Starts from the challenge learnt from `/v2/`, with no token fetched yet.
+    pub(crate) fn new(
         registry: String,
         credential: Option<Credential>,
         challenge: Challenge,
@@ -137,7 +146,11 @@ impl Authenticator {
     }
 
     /// Adds the `Authorization` the registry wants for `scopes` to `request`.
-    pub async fn authorize(&self, request: RequestBuilder, scopes: &[String]) -> Result<RequestBuilder, RegistryError> {
+    pub(crate) async fn authorize(
+        &self,
+        request: RequestBuilder,
+        scopes: &[String],
+    ) -> Result<RequestBuilder, RegistryError> {
         let challenge = self.challenge.read().await.clone();
         Ok(match challenge {
             Challenge::Anonymous => request,
@@ -154,7 +167,7 @@ impl Authenticator {
 
     /// Called on a 401: learns the challenge of the response and drops the token it refused,
     /// so the next [`authorize`](Self::authorize) fetches a fresh one (once; a second 401 is final).
-    pub async fn unauthorized(&self, headers: &HeaderMap, scopes: &[String]) -> Result<(), RegistryError> {
+    pub(crate) async fn unauthorized(&self, headers: &HeaderMap, scopes: &[String]) -> Result<(), RegistryError> {
         let challenge = Challenge::from_headers(headers).unwrap_or(Challenge::Basic);
         if matches!(challenge, Challenge::Basic) && !matches!(self.credential, Some(Credential::Basic { .. })) {
             return Err(RegistryError::Auth {
@@ -175,6 +188,7 @@ impl Authenticator {
         Ok(())
     }
 
+    /// A cached token for `scopes`, or a new one (asking for `extra_scope` as well).
     async fn token(
         &self,
         realm: &str,
@@ -201,6 +215,7 @@ impl Authenticator {
         Ok(token)
     }
 
+    /// The cache slot of a scope set.
     fn slot(&self, scopes: &[String]) -> Arc<Mutex<Option<CachedToken>>> {
         self.tokens
             .lock()
@@ -210,6 +225,7 @@ impl Authenticator {
             .clone()
     }
 
+    /// Asks the token service for a token and its lifetime, retrying what may heal.
     async fn fetch_token(
         &self,
         realm: &str,
@@ -249,7 +265,7 @@ impl Authenticator {
             let last = attempt + 1 >= self.retry.max_attempts;
             let response = match request.send().await {
                 Ok(r) => r,
-                Err(e) if !last && super::client::is_retryable_error(&e) => {
+                Err(e) if !last && is_retryable_error(&e) => {
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
                     attempt += 1;
                     continue;
@@ -257,7 +273,7 @@ impl Authenticator {
                 Err(e) => {
                     return Err(auth_err(format!(
                         "cannot reach the token service {realm}: {}",
-                        super::client::error_chain(&e)
+                        error_chain(&e)
                     )))
                 }
             };
@@ -268,7 +284,7 @@ impl Authenticator {
                 continue;
             }
             if !status.is_success() {
-                let body = super::client::error_message(response).await;
+                let body = error_message(response).await;
                 let hint = match (status, &self.credential) {
                     (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, None) => {
                         " (no credentials are configured for this registry; run `docker login`)"
@@ -298,6 +314,7 @@ impl Authenticator {
     }
 }
 
+/// The cache key of a scope set: sorted, without duplicates, space-separated.
 fn scope_key(scopes: &[String]) -> String {
     let mut sorted: Vec<&str> = scopes.iter().map(String::as_str).collect();
     sorted.sort_unstable();

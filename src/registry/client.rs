@@ -4,18 +4,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use reqwest::header::{HeaderMap, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::OnceCell;
 
 use super::auth::{repository_scope, Authenticator, Challenge};
-use super::manifest::{Manifest, ACCEPT_MANIFESTS, MAX_MANIFEST_SIZE};
+use super::credentials;
+use super::error::RegistryError;
+use super::response::{error_chain, error_message, header_str, is_retryable_error};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use super::transport::{api_host, RegistryOptions, SchemePolicy};
-use super::{credentials, RegistryError};
-use crate::reference::Digest;
-use crate::relocate::ManifestSelector;
+use crate::limits::MAX_MANIFEST_SIZE;
+use crate::oci::{Manifest, ACCEPT_MANIFESTS};
+use crate::reference::{Digest, ManifestSelector};
 
 /// Every registry a run talks to, each set up once (ping, credentials, tokens).
 pub struct Registries {
@@ -25,6 +26,7 @@ pub struct Registries {
 }
 
 impl Registries {
+    /// Builds the shared HTTP client; no registry is contacted until it is first used.
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
         let http = options.http_client()?;
         Ok(Registries {
@@ -53,6 +55,7 @@ impl Registries {
     }
 }
 
+/// Where a registry's API is and how to authenticate there, learnt from the `/v2/` ping.
 struct Endpoint {
     base: Url,
     auth: Authenticator,
@@ -70,12 +73,14 @@ pub struct Registry {
 
 /// Result of asking the registry to mount a blob from another repository.
 pub enum MountOutcome {
+    /// The registry reports the blob mounted into the repository.
     Mounted,
     /// The registry did not mount and opened an upload session instead.
     Upload(Url),
 }
 
 impl Registry {
+    /// The registry's domain as references name it (`docker.io`, not its API host).
     pub fn domain(&self) -> &str {
         &self.domain
     }
@@ -501,104 +506,4 @@ fn hint(status: StatusCode, operation: &str, registry: &str) -> Option<String> {
         413 => "the registry refused the size of the request".to_string(),
         _ => return None,
     })
-}
-
-fn header_str(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-}
-
-/// Connection-level failures that a new attempt may not hit; TLS certificate problems will.
-pub(crate) fn is_retryable_error(e: &reqwest::Error) -> bool {
-    if is_tls_error(e) {
-        return false;
-    }
-    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() || e.is_decode()
-}
-
-fn is_tls_error(e: &reqwest::Error) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        // io::Error::source() skips the error it wraps, so descend into it by hand
-        next = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => err.source(),
-        };
-    }
-    false
-}
-
-/// "error sending request: connection refused" rather than only the outermost message; URLs
-/// are left out (upload URLs carry opaque state).
-pub(crate) fn error_chain(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        let text = if let Some(re) = s.downcast_ref::<reqwest::Error>() {
-            let mut re_text = re.to_string();
-            if let Some(url) = re.url() {
-                re_text = re_text.replace(&format!(" for url ({url})"), "");
-            }
-            re_text
-        } else {
-            s.to_string()
-        };
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    let mut out = parts.join(": ");
-    if is_tls_error(e) {
-        out.push_str(" (TLS: trust the registry's CA with --ca-cert-path, or use --skip-tls-verify)");
-    }
-    out
-}
-
-/// The registry's own error text: `CODE: message` entries of a distribution error body.
-pub(crate) async fn error_message(response: Response) -> String {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        errors: Option<Vec<Entry>>,
-        error: Option<String>,
-        details: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        code: Option<String>,
-        message: Option<String>,
-        detail: Option<serde_json::Value>,
-    }
-    let bytes: Bytes = response.bytes().await.unwrap_or_default();
-    let bytes = &bytes[..bytes.len().min(64 * 1024)];
-    if let Ok(body) = serde_json::from_slice::<Body>(bytes) {
-        if let Some(errors) = body.errors.filter(|e| !e.is_empty()) {
-            return errors
-                .iter()
-                .map(|e| {
-                    let mut s = [e.code.as_deref(), e.message.as_deref()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(": ");
-                    if let Some(detail) = e.detail.as_ref().filter(|d| !d.is_null()) {
-                        s.push_str(&format!(" ({detail})"));
-                    }
-                    s
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-        }
-        if let Some(e) = body.error.or(body.details) {
-            return e;
-        }
-    }
-    let text = String::from_utf8_lossy(bytes).trim().to_string();
-    if text.is_empty() {
-        "(no message)".to_string()
-    } else {
-        text.chars().take(500).collect()
-    }
 }

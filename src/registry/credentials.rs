@@ -8,12 +8,16 @@ use std::path::PathBuf;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 
 /// Where Docker keeps Docker Hub credentials.
-pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
+pub(crate) const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 
+/// Credentials for one registry; `Debug` redacts the secrets.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
+pub(crate) enum Credential {
+    /// A user name and password (`auth`, or a credential helper's answer).
     Basic {
+        /// The user name.
         username: String,
+        /// The password.
         password: String,
     },
     /// An OAuth2 refresh token (`identitytoken`), exchanged at the token endpoint.
@@ -30,7 +34,7 @@ impl fmt::Debug for Credential {
 }
 
 /// The key a registry domain's credentials are stored under.
-pub fn server_key(domain: &str) -> &str {
+pub(crate) fn server_key(domain: &str) -> &str {
     match domain {
         "docker.io" | "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB_SERVER,
         other => other,
@@ -38,7 +42,7 @@ pub fn server_key(domain: &str) -> &str {
 }
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-pub fn config_path() -> Option<PathBuf> {
+pub(crate) fn config_path() -> Option<PathBuf> {
     match std::env::var_os("DOCKER_CONFIG") {
         Some(dir) => Some(PathBuf::from(dir).join("config.json")),
         None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json")),
@@ -48,7 +52,7 @@ pub fn config_path() -> Option<PathBuf> {
 /// Credentials for `domain`, or `None` for anonymous access. Problems are logged as warnings
 /// (without secrets) and mean anonymous: the registry's own 401 then says what is missing.
 /// Blocking: may run a credential helper.
-pub fn lookup(domain: &str) -> Option<Credential> {
+pub(crate) fn lookup(domain: &str) -> Option<Credential> {
     let path = config_path()?;
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,

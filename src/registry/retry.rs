@@ -3,14 +3,16 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::StatusCode;
 
+/// How often and how patiently failures that may heal are tried again.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
+    /// First backoff (doubled per attempt).
     pub base_delay: Duration,
+    /// Longest backoff.
     pub max_delay: Duration,
     /// A longer `Retry-After` is cut to this.
     pub max_retry_after: Duration,
@@ -39,16 +41,18 @@ impl RetryPolicy {
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.max_delay);
         let half = exp / 2;
-        half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+        // full jitter over the upper half keeps concurrent retries from moving in lockstep
+        half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos() as u64))
     }
 }
 
-pub fn is_retryable_status(status: StatusCode) -> bool {
+/// 408, 429 and 5xx: statuses a later attempt may not get.
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
     status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from registries and treated as absent).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()

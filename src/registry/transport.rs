@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::error::RegistryError;
 use super::retry::RetryPolicy;
-use super::RegistryError;
 
 /// How registries are reached (the CLI's registry flags).
 #[derive(Debug, Clone, Default)]
@@ -17,12 +17,14 @@ pub struct RegistryOptions {
     pub skip_tls_verify: bool,
     /// `HOST` or `HOST:PORT` that may be spoken to over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Retries of requests that fail in ways that may heal.
     pub retry: RetryPolicy,
 }
 
 /// Schemes to try, in order, for one registry host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SchemePolicy {
+pub(crate) enum SchemePolicy {
+    /// HTTPS only.
     HttpsOnly,
     /// HTTPS first; plain HTTP when HTTPS cannot be spoken (Docker's rule for insecure
     /// registries and loopback hosts).
@@ -30,7 +32,9 @@ pub enum SchemePolicy {
 }
 
 impl RegistryOptions {
-    pub fn scheme_policy(&self, host: &str) -> SchemePolicy {
+    /// Schemes for `host` (`HOST` or `HOST:PORT`): HTTPS then HTTP for listed insecure
+    /// registries, loopback hosts, or any host when TLS verification is skipped; else HTTPS.
+    pub(crate) fn scheme_policy(&self, host: &str) -> SchemePolicy {
         let bare = host_without_port(host);
         let listed = self
             .insecure_registries
@@ -45,7 +49,7 @@ impl RegistryOptions {
 
     /// One HTTP client for every registry: HTTP/1.1 (a connection per transfer keeps large
     /// uploads from sharing one flow-control window), rustls with system roots plus ours.
-    pub fn http_client(&self) -> Result<reqwest::Client, RegistryError> {
+    pub(crate) fn http_client(&self) -> Result<reqwest::Client, RegistryError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .http1_only()
@@ -78,6 +82,7 @@ impl RegistryOptions {
     }
 }
 
+/// `host` without its `:PORT`, and without the brackets of an IPv6 literal.
 fn host_without_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
@@ -89,12 +94,12 @@ fn host_without_port(host: &str) -> &str {
 }
 
 /// localhost, 127.0.0.0/8 and ::1.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 /// The API host of a registry domain: Docker Hub's API is not at docker.io.
-pub fn api_host(domain: &str) -> &str {
+pub(crate) fn api_host(domain: &str) -> &str {
     match domain {
         "docker.io" | "index.docker.io" => "registry-1.docker.io",
         other => other,

@@ -10,8 +10,9 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 
-use super::ThickError;
+use super::error::ArchiveError;
 
+/// The name of the bundle file, at the root or in the single top-level directory.
 pub(crate) const BUNDLE_JSON: &str = "bundle.json";
 
 /// What one pass over the archive saw.
@@ -43,8 +44,8 @@ impl ArchiveIndex {
 pub fn scan_archive(
     path: &Path,
     mut on_file: impl FnMut(&str, u64, &mut dyn Read) -> io::Result<()>,
-) -> Result<ArchiveIndex, ThickError> {
-    let io_err = |source| ThickError::Io {
+) -> Result<ArchiveIndex, ArchiveError> {
+    let io_err = |source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
     };
@@ -60,7 +61,7 @@ pub fn scan_archive(
         let mut entry = entry.map_err(io_err)?;
         let raw_bytes = entry.path_bytes().into_owned();
         let raw_name = String::from_utf8_lossy(&raw_bytes).into_owned();
-        let unsafe_entry = |reason: &str| ThickError::UnsafeEntry {
+        let unsafe_entry = |reason: &str| ArchiveError::UnsafeEntry {
             path: path.to_path_buf(),
             entry: raw_name.clone(),
             reason: reason.to_string(),
@@ -93,7 +94,7 @@ pub fn scan_archive(
             continue;
         }
         if !seen.insert(name.clone()) {
-            return Err(ThickError::DuplicateEntry {
+            return Err(ArchiveError::DuplicateEntry {
                 path: path.to_path_buf(),
                 entry: name,
             });

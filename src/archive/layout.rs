@@ -8,15 +8,15 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use super::archive::scan_archive;
-use super::ThickError;
-use crate::bundle::MAX_BUNDLE_JSON;
+use super::error::ArchiveError;
+use super::tar_stream::scan_archive;
+use crate::limits::{MAX_BUNDLE_JSON, MAX_MANIFEST_SIZE};
+use crate::oci::Manifest;
 use crate::reference::{Digest, Reference};
-use crate::registry::{Manifest, MAX_MANIFEST_SIZE};
-use crate::relocate::PlannedImage;
 
 const LAYOUT_DIR: &str = "artifacts/layout/";
-const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The annotation that names an image in `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// Manifests up to this size are kept from the first pass.
 const SMALL_BLOB: u64 = 256 * 1024;
 /// Memory for kept manifests; any beyond it are read in a later, targeted pass.
@@ -25,17 +25,21 @@ const SMALL_BLOB_BUDGET: usize = 32 * 1024 * 1024;
 /// A top-level descriptor of `index.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct IndexEntry {
+    /// The descriptor's `mediaType`, when given.
     #[serde(rename = "mediaType", default)]
     pub media_type: Option<String>,
+    /// The digest of the manifest or index it points to.
     pub digest: Digest,
+    /// That document's size in bytes.
     pub size: u64,
+    /// The descriptor's annotations, such as [`REF_NAME_ANNOTATION`].
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
 
 impl IndexEntry {
     fn ref_name(&self) -> Option<&str> {
-        self.annotations.get(REF_NAME).map(String::as_str)
+        self.annotations.get(REF_NAME_ANNOTATION).map(String::as_str)
     }
 }
 
@@ -46,7 +50,9 @@ struct IndexJson {
 
 /// What the first pass over a thick bundle learnt.
 pub struct ThickArchive {
+    /// The archive file.
     pub path: PathBuf,
+    /// The raw bytes of its `bundle.json`.
     pub bundle_json: Vec<u8>,
     /// "" or "dir/": where `bundle.json` and `artifacts/` are.
     root: String,
@@ -61,7 +67,7 @@ pub struct ThickArchive {
 
 impl ThickArchive {
     /// One streaming pass over the archive; nothing is written anywhere.
-    pub fn scan(path: &Path) -> Result<ThickArchive, ThickError> {
+    pub fn scan(path: &Path) -> Result<ThickArchive, ArchiveError> {
         let mut named: HashMap<String, Vec<u8>> = HashMap::new();
         let mut too_large: Vec<(String, u64)> = Vec::new();
         let mut small: HashMap<String, Bytes> = HashMap::new();
@@ -94,20 +100,20 @@ impl ThickArchive {
             Ok(())
         })?;
         if let Some((entry, size)) = too_large.into_iter().next() {
-            return Err(ThickError::BundleJsonTooLarge {
+            return Err(ArchiveError::BundleJsonTooLarge {
                 path: path.to_path_buf(),
                 entry,
                 size,
             });
         }
-        let root = listing.root().ok_or_else(|| ThickError::NoBundleJson {
+        let root = listing.root().ok_or_else(|| ArchiveError::NoBundleJson {
             path: path.to_path_buf(),
         })?;
         let take = |named: &mut HashMap<String, Vec<u8>>, rel: &str| named.remove(&format!("{root}{rel}"));
-        let bundle_json = take(&mut named, "bundle.json").ok_or_else(|| ThickError::NoBundleJson {
+        let bundle_json = take(&mut named, "bundle.json").ok_or_else(|| ArchiveError::NoBundleJson {
             path: path.to_path_buf(),
         })?;
-        let layout_err = |what: String| ThickError::Layout {
+        let layout_err = |what: String| ArchiveError::Layout {
             path: path.to_path_buf(),
             detail: what,
         };
@@ -158,14 +164,17 @@ impl ThickArchive {
     /// Finds the image's top-level descriptor: by the reference's digest, then by
     /// `contentDigest`, then (through Porter's `relocation-mapping.json` when present) by the
     /// `org.opencontainers.image.ref.name` annotation compared after normalisation.
-    pub fn find_image(&self, image: &PlannedImage) -> Result<IndexEntry, ThickError> {
+    ///
+    /// `raw` is the bundle's image string (Porter's mapping is keyed by it), `pinned` the
+    /// digest the bundle pins besides the reference's own (`contentDigest`).
+    pub fn find_image(
+        &self,
+        raw: &str,
+        reference: &Reference,
+        pinned: Option<&Digest>,
+    ) -> Result<IndexEntry, ArchiveError> {
         let mut searched = Vec::new();
-        for digest in image
-            .original
-            .digest()
-            .into_iter()
-            .chain(image.expected_digest.as_ref())
-        {
+        for digest in reference.digest().into_iter().chain(pinned) {
             if let Some(e) = self.index.iter().find(|e| &e.digest == digest) {
                 return Ok(e.clone());
             }
@@ -174,8 +183,8 @@ impl ThickArchive {
                 searched.push(s);
             }
         }
-        let mut names = vec![image.original.clone()];
-        if let Some(location) = self.published.get(&image.raw) {
+        let mut names = vec![reference.clone()];
+        if let Some(location) = self.published.get(raw) {
             match Reference::parse_normalized(location) {
                 Ok(r) => names.insert(0, r),
                 Err(e) => tracing::warn!("relocation-mapping.json: {location}: {e}"),
@@ -190,44 +199,44 @@ impl ThickArchive {
             })
             .collect();
         for n in &names {
-            searched.push(format!("{REF_NAME} = {n} (normalised)"));
+            searched.push(format!("{REF_NAME_ANNOTATION} = {n} (normalised)"));
         }
         match matches.as_slice() {
-            [] => Err(ThickError::ImageNotFound {
-                image: image.raw.clone(),
+            [] => Err(ArchiveError::ImageNotFound {
+                image: raw.to_string(),
                 searched: searched.join(", "),
             }),
             [first, rest @ ..] if rest.iter().all(|e| e.digest == first.digest) => Ok((*first).clone()),
-            many => Err(ThickError::AmbiguousImage {
-                image: image.raw.clone(),
+            many => Err(ArchiveError::AmbiguousImage {
+                image: raw.to_string(),
                 candidates: many.iter().map(|e| e.digest.to_string()).collect::<Vec<_>>().join(", "),
             }),
         }
     }
 
     /// A manifest from the layout, checked against `digest` and `size`.
-    pub fn manifest(&self, digest: &Digest, size: u64, media_type: Option<&str>) -> Result<Manifest, ThickError> {
+    pub fn manifest(&self, digest: &Digest, size: u64, media_type: Option<&str>) -> Result<Manifest, ArchiveError> {
         let bytes = self.blob_bytes(digest, size)?;
-        Manifest::new(bytes, media_type, Some(digest)).map_err(|e| ThickError::Layout {
+        Manifest::new(bytes, media_type, Some(digest)).map_err(|e| ArchiveError::Layout {
             path: self.path.clone(),
             detail: format!("manifest {digest}: {e}"),
         })
     }
 
-    fn blob_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes, ThickError> {
-        let missing = || ThickError::Layout {
+    fn blob_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes, ArchiveError> {
+        let missing = || ArchiveError::Layout {
             path: self.path.clone(),
             detail: format!("blob {digest} is not in {}{LAYOUT_DIR}blobs/", self.root),
         };
         let (_, archived_size) = self.blobs.get(digest).ok_or_else(missing)?;
         if *archived_size != size {
-            return Err(ThickError::Layout {
+            return Err(ArchiveError::Layout {
                 path: self.path.clone(),
                 detail: format!("blob {digest} is {archived_size} bytes in the archive but its descriptor says {size}"),
             });
         }
         if size > MAX_MANIFEST_SIZE as u64 {
-            return Err(ThickError::Layout {
+            return Err(ArchiveError::Layout {
                 path: self.path.clone(),
                 detail: format!("manifest {digest} is {size} bytes; over {MAX_MANIFEST_SIZE} is refused"),
             });

@@ -1,4 +1,4 @@
-//! Path mapping of image-relocation's `FlattenRepoPathPreserveTagDigest` (SPEC §4): every image
+//! Path mapping of image-relocation's `FlattenRepoPathPreserveTagDigest`: every image
 //! lands in one flat repository `PREFIX/<path joined by '-'>-<md5 of the original name>`.
 
 use std::fmt;
@@ -10,24 +10,39 @@ use crate::reference::{
     hex_string, looks_like_domain, validate_domain, validate_path_component, Reference, NAME_TOTAL_LENGTH_MAX,
 };
 
-/// A repository prefix that passed validation (SPEC §4), e.g. `registry.internal.acme.com/smith`.
+/// A repository prefix that passed validation, e.g. `registry.internal.acme.com/smith`: a
+/// registry host (optionally with a port), a repository path, or both; never a tag or digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryPrefix(String);
 
+/// Why a repository prefix is rejected, or an image cannot be mapped under it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MappingError {
+    /// The prefix is not a valid registry host and repository path.
     #[error("invalid repository prefix \"{prefix}\": {reason}")]
-    InvalidPrefix { prefix: String, reason: String },
+    InvalidPrefix {
+        /// The prefix as given.
+        prefix: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The name the mapping produces is not a valid reference, e.g. longer than 255 characters.
     #[error("repository prefix \"{prefix}\" cannot hold image \"{image}\": the relocated name \"{mapped}\" is not a valid reference ({reason})")]
     Unmappable {
+        /// The prefix.
         prefix: String,
+        /// The original image, normalised.
         image: String,
+        /// The name the mapping produced.
         mapped: String,
+        /// Why that name is not a valid reference.
         reason: String,
     },
 }
 
 impl RepositoryPrefix {
+    /// The prefix exactly as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -99,11 +114,24 @@ impl FromStr for RepositoryPrefix {
 }
 
 /// Maps `original` under `prefix`, keeping its tag and digest.
+///
+/// ```
+/// use cnab_relocate::mapping::{map_reference, RepositoryPrefix};
+/// use cnab_relocate::reference::Reference;
+///
+/// let prefix: RepositoryPrefix = "example.com/user".parse()?;
+/// let original = Reference::parse_normalized("technosophos/helloworld:0.1.0")?;
+/// assert_eq!(
+///     map_reference(&prefix, &original)?.to_string(),
+///     "example.com/user/technosophos-helloworld-6731e0d41b7fd5a24e14c853af93bd81:0.1.0"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn map_reference(prefix: &RepositoryPrefix, original: &Reference) -> Result<Reference, MappingError> {
     let name = original.name();
     let hash = hex_string(&Md5::digest(name.as_bytes()));
-    // 34 = "/" + "-" + 32 hex; negative when the prefix alone is too long. SPEC §4 uses the
-    // prefix as given; we use its normalised length (`myuser` → `docker.io/myuser`), which gives
+    // 34 = "/" + "-" + 32 hex; negative when the prefix alone is too long. Duffle's mapping rule
+    // uses the length of the prefix as given; we use its normalised length (`myuser` → `docker.io/myuser`), which gives
     // the same result whenever duffle succeeds and fits names duffle would fail on.
     let available = NAME_TOTAL_LENGTH_MAX as isize - prefix.normalized_len() as isize - 34;
     let prefix = prefix.as_str();

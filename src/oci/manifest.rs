@@ -1,99 +1,96 @@
-//! Manifests as raw bytes plus media type and digest. Bytes are never re-serialised: parsing
-//! (with oci-spec) only finds the descriptors a manifest points at.
+//! Manifests and indexes as raw bytes plus media type and digest. The bytes are never
+//! re-serialised (that would change the digest): parsing only finds the descriptors a manifest
+//! points at, with a few serde structs that ignore every other field.
 
 use bytes::Bytes;
-use oci_spec::image::{ImageIndex, ImageManifest};
+use serde::Deserialize;
 
-use crate::reference::{Digest, Hasher};
+use super::descriptor::Descriptor;
+use super::media_types::{is_index_type, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+use crate::limits::MAX_MANIFEST_SIZE;
+use crate::reference::Digest;
 
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-/// Always sent when reading manifests: without it a registry may answer 404 for OCI content
-/// or convert a Docker schema 2 manifest to schema 1 (a different digest).
-pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.v2+json";
-
-/// Largest manifest accepted (distribution's own limit).
-pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
-
-const FOREIGN_LAYER_TYPES: &[&str] = &[
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-];
-
+/// Why a manifest cannot be relocated as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ManifestError {
+    /// The bytes do not hash to the digest they were asked for or announced with.
     #[error("manifest digest mismatch: expected {expected}, the bytes hash to {actual}")]
-    DigestMismatch { expected: Digest, actual: Digest },
+    DigestMismatch {
+        /// The digest the manifest should have.
+        expected: Digest,
+        /// What its bytes hash to.
+        actual: Digest,
+    },
+    /// Docker schema 1 (signed, rewritten by registries) and documents of no known type.
     #[error("manifest media type {0} cannot be relocated (only Docker schema 2 and OCI manifests and indexes keep their digest)")]
     Unsupported(String),
+    /// The document is not the JSON its media type promises.
     #[error("manifest {digest} is not valid JSON for its media type {media_type}: {reason}")]
     Invalid {
+        /// The manifest's digest.
         digest: Digest,
+        /// Its media type.
         media_type: String,
+        /// What the parser said.
         reason: String,
     },
+    /// Larger than any registry accepts.
     #[error("manifest is {0} bytes; over {MAX_MANIFEST_SIZE} bytes is refused")]
     TooLarge(usize),
-}
-
-/// What a manifest points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    pub urls: Vec<String>,
-    /// `os/architecture[/variant]`, for index entries that say so.
-    pub platform: Option<String>,
-}
-
-impl Descriptor {
-    /// Non-distributable ("foreign") layers are not copied, as go-containerregistry does.
-    pub fn is_foreign(&self) -> bool {
-        FOREIGN_LAYER_TYPES.contains(&self.media_type.as_str())
-    }
-
-    pub fn is_index(&self) -> bool {
-        is_index_type(&self.media_type)
-    }
-}
-
-fn is_index_type(media_type: &str) -> bool {
-    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
 
 /// A manifest or index exactly as stored: its bytes, media type and digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
+    /// The document, byte for byte.
     pub bytes: Bytes,
+    /// One of the four manifest media types (parameters such as `charset` dropped).
     pub media_type: String,
+    /// The digest of `bytes`.
     pub digest: Digest,
 }
 
-/// The references of a manifest.
+/// What a manifest points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestContent {
+    /// An image manifest: one config and its layers.
     Image {
+        /// The image configuration blob.
         config: Descriptor,
+        /// Layer blobs, in order.
         layers: Vec<Descriptor>,
     },
+    /// An index (manifest list): child manifests.
     Index {
+        /// Child manifests, in order.
         manifests: Vec<Descriptor>,
     },
+}
+
+#[derive(Deserialize)]
+struct ImageJson {
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct IndexJson {
+    manifests: Vec<Descriptor>,
 }
 
 impl Manifest {
     /// Checks `bytes` against `expected` (when known) and settles the media type: a known
     /// manifest type given by the registry or layout, else the document's own `mediaType`,
     /// else its shape (OCI manifests may lack the field).
+    ///
+    /// ```
+    /// use cnab_relocate::oci::{Manifest, OCI_MANIFEST};
+    /// let json = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    /// let m = Manifest::new(json.to_vec().into(), Some("application/json"), None).unwrap();
+    /// assert_eq!(m.media_type, OCI_MANIFEST);
+    /// ```
     pub fn new(
         bytes: Bytes,
         declared_type: Option<&str>,
@@ -136,43 +133,35 @@ impl Manifest {
         })
     }
 
+    /// Whether this is an index (OCI index or Docker manifest list).
     pub fn is_index(&self) -> bool {
         is_index_type(&self.media_type)
     }
 
     /// Parses the descriptors this manifest points at.
     pub fn content(&self) -> Result<ManifestContent, ManifestError> {
-        let invalid = |reason: String| ManifestError::Invalid {
+        let invalid = |e: serde_json::Error| ManifestError::Invalid {
             digest: self.digest.clone(),
             media_type: self.media_type.clone(),
-            reason,
+            reason: e.to_string(),
         };
         if self.is_index() {
-            let index: ImageIndex = serde_json::from_slice(&self.bytes).map_err(|e| invalid(e.to_string()))?;
-            let manifests = index
-                .manifests()
-                .iter()
-                .map(convert)
-                .collect::<Result<_, _>>()
-                .map_err(invalid)?;
-            Ok(ManifestContent::Index { manifests })
+            let index: IndexJson = serde_json::from_slice(&self.bytes).map_err(invalid)?;
+            Ok(ManifestContent::Index {
+                manifests: index.manifests,
+            })
         } else {
-            let m: ImageManifest = serde_json::from_slice(&self.bytes).map_err(|e| invalid(e.to_string()))?;
+            let m: ImageJson = serde_json::from_slice(&self.bytes).map_err(invalid)?;
             Ok(ManifestContent::Image {
-                config: convert(m.config()).map_err(invalid)?,
-                layers: m
-                    .layers()
-                    .iter()
-                    .map(convert)
-                    .collect::<Result<_, _>>()
-                    .map_err(invalid)?,
+                config: m.config,
+                layers: m.layers,
             })
         }
     }
 }
 
 fn sniff_media_type(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
+    #[derive(Deserialize)]
     struct Shape {
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
@@ -192,58 +181,6 @@ fn sniff_media_type(bytes: &[u8]) -> Option<String> {
         None if shape.manifests.is_some() => Some(OCI_INDEX.to_string()),
         None if shape.config.is_some() => Some(OCI_MANIFEST.to_string()),
         None => None,
-    }
-}
-
-fn convert(d: &oci_spec::image::Descriptor) -> Result<Descriptor, String> {
-    let digest: Digest = d
-        .digest()
-        .to_string()
-        .parse()
-        .map_err(|e: crate::reference::ReferenceError| e.to_string())?;
-    let platform = d.platform().as_ref().map(|p| {
-        let mut s = format!("{}/{}", p.os(), p.architecture());
-        if let Some(v) = p.variant() {
-            s.push('/');
-            s.push_str(v);
-        }
-        s
-    });
-    Ok(Descriptor {
-        media_type: d.media_type().to_string(),
-        digest,
-        size: d.size(),
-        urls: d.urls().clone().unwrap_or_default(),
-        platform,
-    })
-}
-
-/// Hashes streamed content and checks it against a descriptor's digest and size.
-pub struct Verifier {
-    hasher: Hasher,
-    seen: u64,
-}
-
-impl Verifier {
-    pub fn new(expected: &Digest) -> Self {
-        Verifier {
-            hasher: expected.hasher(),
-            seen: 0,
-        }
-    }
-
-    pub fn update(&mut self, chunk: &[u8]) {
-        self.hasher.update(chunk);
-        self.seen += chunk.len() as u64;
-    }
-
-    pub fn seen(&self) -> u64 {
-        self.seen
-    }
-
-    /// The digest of what was seen so far (the hasher keeps running).
-    pub fn digest_so_far(&self) -> Digest {
-        self.hasher.clone().finish()
     }
 }
 
@@ -293,7 +230,7 @@ mod tests {
         let ManifestContent::Index { manifests } = m.content().unwrap() else {
             panic!("an index")
         };
-        assert_eq!(manifests[0].platform.as_deref(), Some("linux/arm64/v8"));
+        assert_eq!(manifests[0].platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
     }
 
     #[test]

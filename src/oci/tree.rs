@@ -1,22 +1,44 @@
-//! Where images are read from. The copier sees only [`ImageSource`]: a remote registry (thin
-//! bundles) and an OCI layout inside an archive (thick bundles) both implement it.
+//! An image's whole tree: the top manifest, every child of an index, and every blob.
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
 
-use super::copy::CopyError;
-use super::plan::PlannedImage;
-use super::sink::BlobSink;
-use crate::reference::{Digest, Reference};
-use crate::registry::{Descriptor, Manifest, ManifestContent};
+use super::descriptor::Descriptor;
+use super::manifest::{Manifest, ManifestContent, ManifestError};
+use crate::reference::Digest;
 
 /// Indexes inside indexes deeper than this are refused (real ones nest once at most).
 const MAX_INDEX_DEPTH: usize = 4;
 
+/// Why a tree could not be walked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeError<E> {
+    /// A manifest of the tree cannot be parsed.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Fetching a child manifest failed.
+    #[error(transparent)]
+    Fetch(E),
+    /// The child's bytes are not the size its descriptor states.
+    #[error("child manifest {digest} is {actual} bytes but its descriptor says {declared}")]
+    ChildSize {
+        /// The child's digest.
+        digest: Digest,
+        /// Size in the descriptor.
+        declared: u64,
+        /// Size of the bytes fetched.
+        actual: u64,
+    },
+    /// Indexes nest deeper than any real image does.
+    #[error("index {0} nests indexes more than {MAX_INDEX_DEPTH} deep")]
+    TooDeep(Digest),
+}
+
 /// An image's manifests and blobs, as the source holds them.
 #[derive(Debug, Clone)]
 pub struct ImageTree {
+    /// The manifest or index the reference names.
     pub top: Manifest,
     /// Child manifests of an index (recursively), children before their parents, each once.
     pub children: Vec<Manifest>,
@@ -27,11 +49,11 @@ pub struct ImageTree {
 
 impl ImageTree {
     /// Walks `top` and, for an index, every child (fetched with `child`), checking each
-    /// child's digest and size against its descriptor.
-    pub async fn build<F, Fut>(top: Manifest, child: F) -> Result<ImageTree, CopyError>
+    /// child's size against its descriptor (`child` checks the digest).
+    pub async fn build<F, Fut, E>(top: Manifest, child: F) -> Result<ImageTree, TreeError<E>>
     where
         F: Fn(Descriptor) -> Fut,
-        Fut: Future<Output = Result<Manifest, CopyError>>,
+        Fut: Future<Output = Result<Manifest, E>>,
     {
         let mut tree = ImageTree {
             top: top.clone(),
@@ -40,7 +62,7 @@ impl ImageTree {
         };
         let mut seen_blobs = HashSet::new();
         let mut seen_manifests = HashSet::new();
-        // (manifest, depth, children already expanded)
+        // (manifest, depth, children already pushed onto the stack)
         let mut stack = vec![(top, 0usize, false)];
         while let Some((manifest, depth, expanded)) = stack.pop() {
             match manifest.content()? {
@@ -61,10 +83,7 @@ impl ImageTree {
                 }
                 ManifestContent::Index { manifests } => {
                     if depth >= MAX_INDEX_DEPTH {
-                        return Err(CopyError::Source(format!(
-                            "index {} nests indexes more than {MAX_INDEX_DEPTH} deep",
-                            manifest.digest
-                        )));
+                        return Err(TreeError::TooDeep(manifest.digest));
                     }
                     stack.push((manifest, depth, true));
                     let mut fetched = Vec::new();
@@ -72,72 +91,29 @@ impl ImageTree {
                         if !seen_manifests.insert(d.digest.clone()) {
                             continue; // repeated descriptors are copied once
                         }
-                        let (digest, size) = (d.digest.clone(), d.size);
-                        let m = child(d).await?;
-                        if m.bytes.len() as u64 != size {
-                            return Err(CopyError::Source(format!(
-                                "child manifest {digest} is {} bytes but its descriptor says {size}",
-                                m.bytes.len()
-                            )));
+                        let (digest, declared) = (d.digest.clone(), d.size);
+                        let m = child(d).await.map_err(TreeError::Fetch)?;
+                        let actual = m.bytes.len() as u64;
+                        if actual != declared {
+                            return Err(TreeError::ChildSize {
+                                digest,
+                                declared,
+                                actual,
+                            });
                         }
                         fetched.push((m, depth + 1, false));
                     }
-                    // reversed onto the stack, so they pop in descriptor order
+                    // reversed onto the stack, so they pop in descriptor order, before the index
                     stack.extend(fetched.into_iter().rev());
                 }
             }
         }
-        // the stack pops an index's children in descriptor order, before the index itself
         Ok(tree)
     }
 
-    /// Every blob and manifest size summed (what a full copy moves).
+    /// The size of every blob, summed (what a full copy moves).
     pub fn total_blob_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
-    }
-}
-
-/// One distinct blob the run must place in one or more target repositories.
-#[derive(Debug, Clone)]
-pub struct WantedBlob {
-    pub descriptor: Descriptor,
-    /// Target repositories (paths on the target registry) that need it.
-    pub target_repositories: Vec<String>,
-    /// Original references of the images that use it (a remote source reads from the first).
-    pub origins: Vec<Reference>,
-    /// Repositories of the target registry that already hold it (a source on the same
-    /// registry): mounted from, never uploaded.
-    pub mount_from: Vec<String>,
-}
-
-impl WantedBlob {
-    pub fn digest(&self) -> &Digest {
-        &self.descriptor.digest
-    }
-}
-
-/// A place images are read from.
-pub trait ImageSource: Send + Sync + 'static {
-    /// Reads the image's top manifest (by pinned digest, else by tag) and every child manifest.
-    fn resolve(&self, image: &PlannedImage) -> impl Future<Output = Result<ImageTree, CopyError>> + Send;
-
-    /// Delivers every blob of `wanted` through `sink` (which checks the target, mounts, and
-    /// uploads with verification), in whatever order suits the source. Returns the blobs that
-    /// could not be delivered.
-    fn send_blobs(
-        &self,
-        wanted: Vec<WantedBlob>,
-        sink: Arc<BlobSink>,
-    ) -> impl Future<Output = Vec<(Digest, CopyError)>> + Send;
-
-    /// A repository of `target_domain` holding the image's blobs already, if the image lives
-    /// on that registry (so blobs can be mounted instead of sent).
-    fn repository_on(&self, image: &PlannedImage, target_domain: &str) -> Option<String>;
-
-    /// Whether [`resolve`](Self::resolve) costs nothing (no network). Then even images the
-    /// target already holds are resolved, so their blobs can be mounted into other images.
-    fn resolves_locally(&self) -> bool {
-        false
     }
 }
 
@@ -189,7 +165,7 @@ mod tests {
         let children = [a.clone(), b.clone()];
         let tree = ImageTree::build(index.clone(), |desc| {
             let found = children.iter().find(|c| c.digest == desc.digest).cloned();
-            async move { found.ok_or_else(|| CopyError::Source("missing".into())) }
+            async move { found.ok_or("missing") }
         })
         .await
         .unwrap();

@@ -1,4 +1,4 @@
-//! The relocation mapping file (SPEC §6): exactly Go's `json.Marshal(map[string]string)`.
+//! The relocation mapping file (e.g. `relmap.json`): exactly Go's `json.Marshal(map[string]string)`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,6 +9,7 @@ use std::path::Path;
 pub struct RelocationMapping(BTreeMap<String, String>);
 
 impl RelocationMapping {
+    /// Records that `original` was relocated to `relocated`, replacing any earlier entry for it.
     pub fn insert(&mut self, original: String, relocated: String) {
         self.0.insert(original, relocated);
     }

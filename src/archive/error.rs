@@ -1,0 +1,90 @@
+//! Why a thick bundle cannot be read.
+
+use std::path::PathBuf;
+
+use crate::limits::MAX_BUNDLE_JSON;
+
+/// A thick bundle that is unreadable, unsafe, or lacks what relocation needs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// Opening, decompressing or reading the archive failed, including a truncated archive.
+    #[error("cannot read thick bundle {path}: {source} (is the archive complete?)")]
+    Io {
+        /// The thick bundle's path.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// An entry that could point outside the archive or is not a plain file or directory
+    /// (absolute path, `..`, link, device, non-UTF-8 name).
+    #[error("thick bundle {path}: refusing entry \"{entry}\": {reason}")]
+    UnsafeEntry {
+        /// The thick bundle's path.
+        path: PathBuf,
+        /// The entry's name as stored in the archive.
+        entry: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Two regular files with the same normalised name.
+    #[error("thick bundle {path}: entry \"{entry}\" appears more than once")]
+    DuplicateEntry {
+        /// The thick bundle's path.
+        path: PathBuf,
+        /// The normalised entry name.
+        entry: String,
+    },
+    /// No `bundle.json` at the root of the archive nor in its single top-level directory.
+    #[error("thick bundle {path} has no bundle.json at its root (nor in a single top-level directory)")]
+    NoBundleJson {
+        /// The thick bundle's path.
+        path: PathBuf,
+    },
+    /// A metadata entry (`bundle.json`, `relocation-mapping.json`, the layout's `index.json` or
+    /// `oci-layout`) larger than [`MAX_BUNDLE_JSON`].
+    #[error("thick bundle {path}: {entry} is {size} bytes; over {max} bytes is refused", max = MAX_BUNDLE_JSON)]
+    BundleJsonTooLarge {
+        /// The thick bundle's path.
+        path: PathBuf,
+        /// The entry's name.
+        entry: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The OCI image layout is missing, malformed, or disagrees with itself (a missing blob,
+    /// a size mismatch, an invalid manifest).
+    #[error("thick bundle {path}: {detail}")]
+    Layout {
+        /// The thick bundle's path.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No top-level descriptor of `index.json` matches the image.
+    #[error("image \"{image}\" is not in the thick bundle's OCI layout; searched index.json for {searched}")]
+    ImageNotFound {
+        /// The bundle's image string.
+        image: String,
+        /// What was looked for, as a readable list.
+        searched: String,
+    },
+    /// Descriptors of `index.json` with different digests all match the image.
+    #[error("image \"{image}\" matches several different manifests in the thick bundle's index.json: {candidates}")]
+    AmbiguousImage {
+        /// The bundle's image string.
+        image: String,
+        /// The matching digests, comma-separated.
+        candidates: String,
+    },
+    /// The manifest the archive holds for an image is not the one the bundle pins.
+    #[error("image \"{image}\": the bundle pins {expected} but the archive holds {actual} for it")]
+    PinMismatch {
+        /// The bundle's image string.
+        image: String,
+        /// The digest the bundle pins.
+        expected: String,
+        /// The digest of the descriptor found in the archive.
+        actual: String,
+    },
+}

@@ -1,0 +1,10 @@
+//! Thick bundles: a gzipped tar holding `bundle.json` and an OCI image layout at
+//! `artifacts/layout/`. The archive is only ever streamed; nothing is extracted to disk.
+
+mod error;
+mod layout;
+mod tar_stream;
+
+pub use error::ArchiveError;
+pub use layout::{IndexEntry, ThickArchive, REF_NAME_ANNOTATION};
+pub use tar_stream::{scan_archive, ArchiveIndex};

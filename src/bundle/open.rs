@@ -1,0 +1,99 @@
+//! Opening BUNDLE: a `bundle.json`, or a gzipped tar recognised by its magic bytes, never by
+//! its name.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::BundleError;
+use super::model::Bundle;
+use crate::archive::ThickArchive;
+use crate::limits::MAX_BUNDLE_JSON;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// How the bundle is packaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleFormat {
+    /// A `bundle.json`: images come from their registries.
+    Thin,
+    /// A gzipped tar with `bundle.json` and an OCI layout: images come only from the archive.
+    Thick,
+}
+
+/// A parsed bundle and where it came from.
+#[derive(Debug, Clone)]
+pub struct OpenedBundle {
+    /// The path BUNDLE was opened from.
+    pub path: PathBuf,
+    /// Thin or thick.
+    pub format: BundleFormat,
+    /// The parsed `bundle.json`.
+    pub bundle: Bundle,
+    /// For a thick bundle: its layout, learnt in one streaming pass.
+    pub thick: Option<Arc<ThickArchive>>,
+}
+
+/// Opens BUNDLE read-only, sniffing gzip magic to tell thick from thin.
+pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
+    let read_err = |source| BundleError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read_err)?;
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic).map_err(read_err)?;
+    let mut thick = None;
+    let (format, json) = if n == 2 && magic == GZIP_MAGIC {
+        drop(file);
+        let archive = ThickArchive::scan(path)?;
+        let json = archive.bundle_json.clone();
+        thick = Some(Arc::new(archive));
+        (BundleFormat::Thick, json)
+    } else {
+        let size = file.metadata().map_err(read_err)?.len();
+        if size > MAX_BUNDLE_JSON {
+            return Err(BundleError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+            });
+        }
+        let mut json = magic[..n].to_vec();
+        file.read_to_end(&mut json).map_err(read_err)?;
+        (BundleFormat::Thin, json)
+    };
+    let bundle = parse_bundle_json(path, &json)?;
+    Ok(OpenedBundle {
+        path: path.to_path_buf(),
+        format,
+        bundle,
+        thick,
+    })
+}
+
+/// Parses `bundle.json` bytes; errors carry line and column.
+pub fn parse_bundle_json(path: &Path, json: &[u8]) -> Result<Bundle, BundleError> {
+    let first = json.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if let Some(first) = first.filter(|b| *b != b'{' && !b.is_ascii_graphic()) {
+        return Err(BundleError::NotJson {
+            path: path.to_path_buf(),
+            first,
+        });
+    }
+    serde_json::from_slice(json).map_err(|source| BundleError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,199 @@
+//! Images read only from a thick bundle's archive. Every image is found and checked
+//! (manifests verified, every blob present with the right size) before the copy starts; blob
+//! bytes are then streamed in archive order, one pass per round, straight into the engine.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::mpsc;
+
+use super::error::CopyError;
+use super::job::ImageJob;
+use super::source::{BlobBody, BlobRead, Source};
+use crate::archive::{scan_archive, ArchiveError, ThickArchive};
+use crate::oci::ImageTree;
+use crate::reference::Digest;
+
+/// Size of the chunks blob bytes are handed on in.
+const CHUNK: usize = 256 * 1024;
+
+/// The OCI layout of a thick bundle as a [`Source`].
+pub struct ArchiveSource {
+    archive: Arc<ThickArchive>,
+    /// The tree of each job, by label.
+    trees: HashMap<String, ImageTree>,
+    passes: AtomicUsize,
+}
+
+impl ArchiveSource {
+    /// Finds every job's image in the archive's layout and checks it is complete. Nothing is
+    /// read from any network, and nothing can be pushed before this succeeds.
+    pub fn new(archive: Arc<ThickArchive>, jobs: &[ImageJob]) -> Result<ArchiveSource, ArchiveError> {
+        let mut trees = HashMap::new();
+        for job in jobs {
+            trees.insert(job.label.clone(), tree_of(&archive, job)?);
+        }
+        Ok(ArchiveSource {
+            archive,
+            trees,
+            passes: AtomicUsize::new(0),
+        })
+    }
+}
+
+fn tree_of(archive: &ThickArchive, job: &ImageJob) -> Result<ImageTree, ArchiveError> {
+    let entry = archive.find_image(&job.label, &job.source, job.pinned.as_ref())?;
+    if let Some(pinned) = &job.pinned {
+        if *pinned != entry.digest {
+            return Err(ArchiveError::PinMismatch {
+                image: job.label.clone(),
+                expected: pinned.to_string(),
+                actual: entry.digest.to_string(),
+            });
+        }
+    }
+    let in_image = |detail: String| ArchiveError::Layout {
+        path: archive.path.clone(),
+        detail: format!("image \"{}\": {detail}", job.label),
+    };
+    let top = archive
+        .manifest(&entry.digest, entry.size, entry.media_type.as_deref())
+        .map_err(|e| in_image(e.to_string()))?;
+    let tree = ready(ImageTree::build(top, |d| {
+        std::future::ready(archive.manifest(&d.digest, d.size, Some(&d.media_type)))
+    }))
+    .map_err(|e| in_image(e.to_string()))?;
+    for blob in &tree.blobs {
+        match archive.blob_entry(&blob.digest) {
+            None => return Err(in_image(format!("blob {} is missing from the archive", blob.digest))),
+            Some((_, size)) if *size != blob.size => {
+                return Err(in_image(format!(
+                    "blob {} is {size} bytes in the archive but {} in its descriptor",
+                    blob.digest, blob.size
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(tree)
+}
+
+/// Runs a future that never waits (the layout is in memory, so every inner future is ready).
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("the layout is in memory; nothing waits"),
+    }
+}
+
+impl Source for ArchiveSource {
+    async fn resolve(&self, job: &ImageJob) -> Result<ImageTree, CopyError> {
+        self.trees
+            .get(&job.label)
+            .cloned()
+            .ok_or_else(|| CopyError::UnknownImage(job.label.clone()))
+    }
+
+    async fn stream_blobs<F, Fut>(&self, blobs: Vec<BlobRead>, deliver: F) -> Vec<(Digest, CopyError)>
+    where
+        F: Fn(BlobRead, BlobBody) -> Fut + Send + Sync,
+        Fut: Future<Output = Result<(), CopyError>> + Send + 'static,
+    {
+        let pass = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            "reading {} blob(s) from {} (pass {pass})",
+            blobs.len(),
+            self.archive.path.display()
+        );
+        let digests: Vec<Digest> = blobs.iter().map(|b| b.descriptor.digest.clone()).collect();
+        let mut by_entry: HashMap<String, BlobRead> = HashMap::new();
+        for blob in blobs {
+            if let Some((name, _)) = self.archive.blob_entry(&blob.descriptor.digest) {
+                by_entry.insert(name.clone(), blob);
+            }
+        }
+        let (entries_tx, mut entries_rx) = mpsc::channel::<(BlobRead, mpsc::Receiver<io::Result<Bytes>>)>(1);
+        let path = self.archive.path.clone();
+        let reader = tokio::task::spawn_blocking(move || {
+            scan_archive(&path, |name, _, content| match by_entry.remove(name) {
+                Some(read) => stream_entry(read, content, &entries_tx),
+                None => Ok(()),
+            })
+        });
+        let mut deliveries = Vec::new();
+        while let Some((read, chunks)) = entries_rx.recv().await {
+            let digest = read.descriptor.digest.clone();
+            let body: BlobBody = Box::pin(stream::unfold(chunks, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            }));
+            deliveries.push((digest, tokio::spawn(deliver(read, body))));
+        }
+        let mut failures = Vec::new();
+        for (digest, task) in deliveries {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push((digest, e)),
+                Err(e) => tracing::error!("blob {digest}: delivery task failed: {e}"),
+            }
+        }
+        let read_error = match reader.await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(ArchiveError::Io {
+                path: self.archive.path.clone(),
+                source: io::Error::other(e),
+            }),
+        };
+        if let Some(e) = read_error {
+            // the archive is broken: no blob of this pass can be trusted to be placed
+            let e = Arc::new(e);
+            return digests
+                .into_iter()
+                .map(|d| (d, CopyError::ArchiveRead(e.clone())))
+                .collect();
+        }
+        failures
+    }
+
+    fn repository_on(&self, _job: &ImageJob, _registry: &str) -> Option<String> {
+        None
+    }
+
+    fn resolves_locally(&self) -> bool {
+        true
+    }
+}
+
+/// Hands one archive entry's bytes to the engine, chunk by chunk.
+fn stream_entry(
+    read: BlobRead,
+    content: &mut dyn io::Read,
+    entries: &mpsc::Sender<(BlobRead, mpsc::Receiver<io::Result<Bytes>>)>,
+) -> io::Result<()> {
+    let (tx, rx) = mpsc::channel(8);
+    if entries.blocking_send((read, rx)).is_err() {
+        return Ok(());
+    }
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match content.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    return Ok(()); // the upload gave up; the scan drains the entry
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+        }
+    }
+}

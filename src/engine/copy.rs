@@ -1,0 +1,394 @@
+//! The copy: every job from its source to the destination, digests kept.
+//!
+//! Phases, so a bad bundle pushes nothing and every blob crosses the wire once:
+//! 1. resolve every image (manifests only); skip those the destination already holds; an image
+//!    whose source does not match its pinned digest, or two images claiming one tag with
+//!    different content, fail here, before anything is pushed;
+//! 2. blobs: every distinct blob placed in every repository that needs it ([`super::blobs`]);
+//! 3. manifests, children before their index, each (repository, tag or digest) once; then the
+//!    destination is asked for each pushed reference to confirm the digest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::stream::{self, StreamExt};
+
+use super::blobs::place_blobs;
+use super::destination::Destination;
+use super::error::{CopyError, ImageError};
+use super::job::ImageJob;
+use super::manifests::ManifestPushes;
+use super::placement::{BlobPlacements, WantedBlob};
+use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
+use super::source::Source;
+use crate::oci::ImageTree;
+use crate::reference::{Digest, ManifestSelector};
+use crate::registry::RetryPolicy;
+
+/// How the engine copies.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Transfers (and manifest reads) in flight.
+    pub concurrency: usize,
+    /// How often a failed blob transfer is tried in all.
+    pub retry: RetryPolicy,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions {
+            concurrency: 8,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Jobs that read the same manifest and push it to the same place are copied once.
+struct Group<'j> {
+    members: Vec<&'j ImageJob>,
+    repository: String,
+    push: ManifestSelector,
+}
+
+impl Group<'_> {
+    fn job(&self) -> &ImageJob {
+        self.members[0]
+    }
+}
+
+fn group(jobs: &[ImageJob]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group> = Vec::new();
+    for job in jobs {
+        let repository = job.destination_repository().to_string();
+        let push = job.push_selector();
+        let same = |g: &&mut Group| {
+            g.repository == repository
+                && g.push == push
+                && g.job().source.name() == job.source.name()
+                && g.job().source_selector() == job.source_selector()
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(g) => g.members.push(job),
+            None => groups.push(Group {
+                members: vec![job],
+                repository,
+                push,
+            }),
+        }
+    }
+    groups
+}
+
+enum Resolved {
+    /// The destination holds it; its tree, when known, tells which blobs its repository has.
+    Present(Digest, Option<ImageTree>),
+    Copy(ImageTree),
+}
+
+type Outcome = Option<Result<CopiedImage, ImageError>>;
+
+/// Copies every job from `source` to `destination`. Never fails as a whole: the report says
+/// what happened to each image.
+pub async fn copy_images<S: Source, D: Destination>(
+    source: &S,
+    destination: Arc<D>,
+    jobs: &[ImageJob],
+    options: &CopyOptions,
+    reporter: &Reporter,
+) -> CopyReport {
+    let concurrency = options.concurrency.max(1);
+    let groups = group(jobs);
+    let resolved: Vec<Result<Resolved, Arc<CopyError>>> = stream::iter(&groups)
+        .map(|g| resolve(source, destination.as_ref(), g))
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let mut outcomes = report_resolved(&groups, &resolved, reporter);
+    if outcomes.iter().any(|o| matches!(o, Some(Err(_)))) {
+        // nothing is pushed for a bundle whose images do not all resolve
+        for o in outcomes.iter_mut().filter(|o| o.is_none()) {
+            *o = Some(Err(ImageError::NotAttempted));
+        }
+        return finish(&groups, outcomes, 0, reporter);
+    }
+
+    let placements = Arc::new(BlobPlacements::new(destination.clone(), reporter.clone()));
+    lend_present_blobs(destination.as_ref(), &placements, &groups, &resolved).await;
+    let wanted = wanted_blobs(source, destination.registry_domain(), &groups, &resolved);
+    let failed_blobs = place_blobs(source, &placements, wanted, concurrency, &options.retry).await;
+
+    let pushes = ManifestPushes::new(destination.clone());
+    let pushed: Vec<Outcome> = stream::iter(groups.iter().zip(&resolved))
+        .map(|(g, r)| push_group(destination.name(), &pushes, &placements, &failed_blobs, g, r))
+        .buffered(concurrency)
+        .collect()
+        .await;
+    for (o, p) in outcomes.iter_mut().zip(pushed) {
+        if p.is_some() {
+            *o = p;
+        }
+    }
+    finish(&groups, outcomes, placements.bytes_uploaded(), reporter)
+}
+
+async fn resolve<S: Source, D: Destination>(
+    source: &S,
+    destination: &D,
+    group: &Group<'_>,
+) -> Result<Resolved, Arc<CopyError>> {
+    let job = group.job();
+    let held = || destination.manifest_digest(&group.repository, &group.push);
+    // A pinned image the destination holds needs no source at all (a thin re-run reads nothing).
+    if let (Some(pinned), false) = (&job.pinned, source.resolves_locally()) {
+        if held().await?.as_ref() == Some(pinned) {
+            return Ok(Resolved::Present(pinned.clone(), None));
+        }
+    }
+    let tree = source.resolve(job).await?;
+    if let Some(pinned) = &job.pinned {
+        if *pinned != tree.top.digest {
+            return Err(Arc::new(CopyError::PinMismatch {
+                expected: pinned.clone(),
+                actual: tree.top.digest.clone(),
+            }));
+        }
+    }
+    if held().await?.as_ref() == Some(&tree.top.digest) {
+        return Ok(Resolved::Present(tree.top.digest.clone(), Some(tree)));
+    }
+    Ok(Resolved::Copy(tree))
+}
+
+/// Reports what resolving found and turns failures (and tag collisions) into outcomes.
+fn report_resolved(
+    groups: &[Group],
+    resolved: &[Result<Resolved, Arc<CopyError>>],
+    reporter: &Reporter,
+) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = vec![None; groups.len()];
+    for ((g, r), outcome) in groups.iter().zip(resolved).zip(outcomes.iter_mut()) {
+        match r {
+            Ok(Resolved::Present(digest, _)) => {
+                *outcome = Some(Ok(CopiedImage {
+                    digest: digest.clone(),
+                    already_present: true,
+                    stats: ImageStats::default(),
+                }));
+                for m in &g.members {
+                    reporter(&Event::ImageAlreadyPresent {
+                        image: m.label.clone(),
+                        relocated: m.destination.to_string(),
+                        digest: digest.to_string(),
+                    });
+                }
+            }
+            Ok(Resolved::Copy(tree)) => {
+                for m in &g.members {
+                    reporter(&Event::ImageResolved {
+                        image: m.label.clone(),
+                        relocated: m.destination.to_string(),
+                        digest: tree.top.digest.to_string(),
+                        blobs: tree.blobs.len(),
+                        bytes: tree.total_blob_bytes(),
+                    });
+                }
+            }
+            Err(e) => *outcome = Some(Err(ImageError::Source(e.clone()))),
+        }
+    }
+    for (i, e) in tag_collisions(groups, resolved) {
+        outcomes[i] = Some(Err(ImageError::Source(e)));
+    }
+    outcomes
+}
+
+/// Groups that would push different manifests under one (repository, tag).
+fn tag_collisions(groups: &[Group], resolved: &[Result<Resolved, Arc<CopyError>>]) -> Vec<(usize, Arc<CopyError>)> {
+    let digest_of = |r: &Result<Resolved, Arc<CopyError>>| match r {
+        Ok(Resolved::Present(d, _)) => Some(d.clone()),
+        Ok(Resolved::Copy(t)) => Some(t.top.digest.clone()),
+        Err(_) => None,
+    };
+    let mut first: HashMap<(&str, &ManifestSelector), (usize, Digest)> = HashMap::new();
+    let mut collisions = Vec::new();
+    for (i, (g, r)) in groups.iter().zip(resolved).enumerate() {
+        let (ManifestSelector::Tag(_), Some(digest)) = (&g.push, digest_of(r)) else {
+            continue;
+        };
+        match first.get(&(g.repository.as_str(), &g.push)) {
+            Some((j, other)) if *other != digest => {
+                let e = Arc::new(CopyError::TagCollision {
+                    reference: format!(
+                        "{}/{}",
+                        g.job().destination.domain(),
+                        g.push.in_repository(&g.repository)
+                    ),
+                    first: other.clone(),
+                    second: digest.clone(),
+                });
+                collisions.push((*j, e.clone()));
+                collisions.push((i, e));
+            }
+            Some(_) => {}
+            None => {
+                first.insert((g.repository.as_str(), &g.push), (i, digest));
+            }
+        }
+    }
+    collisions
+}
+
+/// Images the destination already holds lend their blobs to the others (by mount). Their
+/// trees are read from the destination only when something is to be copied at all.
+async fn lend_present_blobs<D: Destination>(
+    destination: &D,
+    placements: &BlobPlacements<D>,
+    groups: &[Group<'_>],
+    resolved: &[Result<Resolved, Arc<CopyError>>],
+) {
+    let anything_to_copy = resolved.iter().any(|r| matches!(r, Ok(Resolved::Copy(_))));
+    for (g, r) in groups.iter().zip(resolved) {
+        let tree = match r {
+            Ok(Resolved::Present(_, Some(tree))) => Some(tree.clone()),
+            Ok(Resolved::Present(digest, None)) if anything_to_copy => {
+                // best effort: without the tree its blobs are simply not offered for mounting
+                let selector = ManifestSelector::Digest(digest.clone());
+                destination.read_tree(&g.repository, &selector).await.ok()
+            }
+            _ => None,
+        };
+        if let Some(tree) = tree {
+            placements.note_present(&g.repository, tree.blobs.iter().map(|b| &b.digest));
+        }
+    }
+}
+
+/// Each distinct blob of the images to copy, with every repository that needs it.
+fn wanted_blobs<S: Source>(
+    source: &S,
+    registry: Option<&str>,
+    groups: &[Group<'_>],
+    resolved: &[Result<Resolved, Arc<CopyError>>],
+) -> Vec<WantedBlob> {
+    let mut wanted: Vec<WantedBlob> = Vec::new();
+    let mut index: HashMap<Digest, usize> = HashMap::new();
+    for (g, r) in groups.iter().zip(resolved) {
+        let Ok(Resolved::Copy(tree)) = r else {
+            continue;
+        };
+        let lender = registry.and_then(|domain| source.repository_on(g.job(), domain));
+        for d in &tree.blobs {
+            let i = *index.entry(d.digest.clone()).or_insert_with(|| {
+                wanted.push(WantedBlob {
+                    descriptor: d.clone(),
+                    repositories: Vec::new(),
+                    origins: Vec::new(),
+                    mount_from: Vec::new(),
+                });
+                wanted.len() - 1
+            });
+            let w = &mut wanted[i];
+            if !w.repositories.contains(&g.repository) {
+                w.repositories.push(g.repository.clone());
+            }
+            w.origins.push(g.job().source.clone());
+            if let Some(r) = &lender {
+                if !w.mount_from.contains(r) {
+                    w.mount_from.push(r.clone());
+                }
+            }
+        }
+    }
+    wanted
+}
+
+async fn push_group<D: Destination>(
+    destination_name: &str,
+    pushes: &ManifestPushes<D>,
+    placements: &BlobPlacements<D>,
+    failed_blobs: &HashMap<Digest, Arc<CopyError>>,
+    g: &Group<'_>,
+    r: &Result<Resolved, Arc<CopyError>>,
+) -> Outcome {
+    let Ok(Resolved::Copy(tree)) = r else {
+        return None;
+    };
+    if let Some((digest, error)) = tree
+        .blobs
+        .iter()
+        .find_map(|b| failed_blobs.get(&b.digest).map(|e| (&b.digest, e)))
+    {
+        return Some(Err(ImageError::Blob {
+            digest: digest.clone(),
+            destination: destination_name.to_string(),
+            error: error.clone(),
+        }));
+    }
+    Some(
+        pushes
+            .push_image(&g.repository, &g.push, &tree.top, &tree.children)
+            .await
+            .map(|manifests_pushed| CopiedImage {
+                digest: tree.top.digest.clone(),
+                already_present: false,
+                stats: stats_for(placements, &g.repository, tree, manifests_pushed),
+            })
+            .map_err(|error| ImageError::Push {
+                destination: destination_name.to_string(),
+                error,
+            }),
+    )
+}
+
+fn stats_for<D: Destination>(
+    placements: &BlobPlacements<D>,
+    repository: &str,
+    tree: &ImageTree,
+    manifests_pushed: usize,
+) -> ImageStats {
+    let mut stats = ImageStats {
+        manifests_pushed,
+        ..Default::default()
+    };
+    for b in &tree.blobs {
+        match placements.outcome(repository, &b.digest) {
+            Some(BlobOutcome::Uploaded { bytes }) => {
+                stats.blobs_uploaded += 1;
+                stats.bytes_sent += bytes;
+            }
+            Some(BlobOutcome::Mounted { .. }) => stats.blobs_mounted += 1,
+            Some(BlobOutcome::Present) | None => stats.blobs_present += 1,
+        }
+    }
+    stats
+}
+
+fn finish(groups: &[Group], outcomes: Vec<Outcome>, bytes_sent: u64, reporter: &Reporter) -> CopyReport {
+    let mut images = Vec::new();
+    for (g, o) in groups.iter().zip(outcomes) {
+        let o = o.unwrap_or(Err(ImageError::NotAttempted));
+        for m in &g.members {
+            let relocated = m.destination.to_string();
+            match &o {
+                Ok(c) if !c.already_present => reporter(&Event::ImageCopied {
+                    image: m.label.clone(),
+                    relocated: relocated.clone(),
+                    digest: c.digest.to_string(),
+                    stats: c.stats.clone(),
+                }),
+                Ok(_) => {}
+                Err(e) => reporter(&Event::ImageFailed {
+                    image: m.label.clone(),
+                    relocated: relocated.clone(),
+                    error: e.clone(),
+                }),
+            }
+            images.push(ImageResult {
+                image: m.label.clone(),
+                relocated,
+                outcome: o.clone(),
+            });
+        }
+    }
+    CopyReport { images, bytes_sent }
+}

@@ -1,0 +1,34 @@
+//! The copy engine: images from a [`Source`] to a [`Destination`], digests kept.
+//!
+//! A [`Source`] reads manifests and streams blobs ([`RegistrySource`] for registries,
+//! [`ArchiveSource`] for the OCI layout inside a thick bundle); a [`Destination`] checks,
+//! mounts and stores them ([`RegistryDestination`]). [`copy_images`] plans the work for a list
+//! of [`ImageJob`]s and drives one placement state machine per (destination repository,
+//! blob), and one push per (repository, manifest), whatever the source and destination.
+
+mod archive_source;
+mod blobs;
+mod copy;
+mod destination;
+mod error;
+mod job;
+mod manifests;
+mod placement;
+mod registry_destination;
+mod registry_source;
+mod registry_tree;
+mod report;
+mod source;
+
+pub use archive_source::ArchiveSource;
+pub use copy::{copy_images, CopyOptions};
+pub use destination::{Destination, Mount};
+pub use error::{BlobProblem, CopyError, ImageError};
+pub use job::ImageJob;
+pub use registry_destination::RegistryDestination;
+pub use registry_source::RegistrySource;
+pub use report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
+pub use source::{BlobBody, BlobRead, Source};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,97 @@
+//! A registry as the destination of a copy.
+
+use std::sync::Arc;
+
+use reqwest::Url;
+
+use super::destination::{Destination, Mount};
+use super::error::CopyError;
+use super::registry_tree::tree_in_registry;
+use super::source::BlobBody;
+use crate::oci::{ImageTree, Manifest};
+use crate::reference::{Digest, ManifestSelector};
+use crate::registry::{MountOutcome, Registry};
+
+/// Writes into one registry.
+pub struct RegistryDestination {
+    registry: Arc<Registry>,
+}
+
+impl RegistryDestination {
+    /// The destination `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        RegistryDestination { registry }
+    }
+}
+
+impl Destination for RegistryDestination {
+    /// The upload session's URL (its next `Location`).
+    type Upload = Url;
+
+    fn name(&self) -> &str {
+        self.registry.domain()
+    }
+
+    fn registry_domain(&self) -> Option<&str> {
+        Some(self.registry.domain())
+    }
+
+    async fn has_blob(&self, repository: &str, digest: &Digest) -> Result<bool, CopyError> {
+        // with push scope: the same token then serves the upload that usually follows
+        Ok(self.registry.blob_exists(repository, digest, true).await?)
+    }
+
+    async fn mount_blob(&self, repository: &str, digest: &Digest, from: &str) -> Result<Mount<Url>, CopyError> {
+        Ok(match self.registry.mount_blob(repository, digest, from).await? {
+            MountOutcome::Mounted => Mount::Mounted,
+            MountOutcome::Upload(session) => {
+                tracing::debug!("{}: mount of {digest} from {from} refused; uploading", self.name());
+                Mount::Refused(Some(session))
+            }
+        })
+    }
+
+    async fn start_upload(&self, repository: &str) -> Result<Url, CopyError> {
+        Ok(self.registry.start_upload(repository).await?)
+    }
+
+    async fn write_blob(&self, repository: &str, upload: Url, body: BlobBody, size: u64) -> Result<Url, CopyError> {
+        let sent = self
+            .registry
+            .upload_chunk(repository, upload.clone(), reqwest::Body::wrap_stream(body), Some(size))
+            .await;
+        if sent.is_err() {
+            self.registry.cancel_upload(repository, upload).await;
+        }
+        Ok(sent?)
+    }
+
+    async fn commit_blob(&self, repository: &str, upload: Url, digest: &Digest) -> Result<(), CopyError> {
+        Ok(self.registry.commit_upload(repository, upload, digest).await?)
+    }
+
+    async fn abort_blob(&self, repository: &str, upload: Url) {
+        self.registry.cancel_upload(repository, upload).await
+    }
+
+    async fn manifest_digest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> Result<Option<Digest>, CopyError> {
+        Ok(self.registry.head_manifest(repository, selector).await?)
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+        manifest: &Manifest,
+    ) -> Result<(), CopyError> {
+        Ok(self.registry.put_manifest(repository, selector, manifest).await?)
+    }
+
+    async fn read_tree(&self, repository: &str, selector: &ManifestSelector) -> Result<ImageTree, CopyError> {
+        tree_in_registry(&self.registry, repository, selector).await
+    }
+}

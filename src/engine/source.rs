@@ -1,0 +1,55 @@
+//! Where images are read from. The engine sees only [`Source`]: a registry (thin bundles,
+//! export, sync) and an OCI layout inside an archive (thick bundles) both implement it.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::error::CopyError;
+use super::job::ImageJob;
+use crate::oci::{Descriptor, ImageTree};
+use crate::reference::{Digest, Reference};
+
+/// A blob's bytes as they arrive, unverified (the engine checks digest and size).
+pub type BlobBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A blob the engine needs the bytes of.
+#[derive(Debug, Clone)]
+pub struct BlobRead {
+    /// The blob.
+    pub descriptor: Descriptor,
+    /// The source reference of an image that holds it (where a registry source reads it).
+    pub origin: Reference,
+}
+
+/// A place images are read from.
+pub trait Source: Send + Sync {
+    /// Reads the image's top manifest (by pinned digest, else by tag) and every child manifest.
+    fn resolve(&self, job: &ImageJob) -> impl Future<Output = Result<ImageTree, CopyError>> + Send;
+
+    /// Calls `deliver` with the bytes of every blob of `blobs`, in the order and with the
+    /// concurrency that suit the source (a registry: biggest first, several at once; an
+    /// archive: archive order, one pass). Returns every blob that failed, whether reading it
+    /// or delivering it.
+    fn stream_blobs<F, Fut>(
+        &self,
+        blobs: Vec<BlobRead>,
+        deliver: F,
+    ) -> impl Future<Output = Vec<(Digest, CopyError)>> + Send
+    where
+        F: Fn(BlobRead, BlobBody) -> Fut + Send + Sync,
+        Fut: Future<Output = Result<(), CopyError>> + Send + 'static;
+
+    /// A repository of `registry` holding the job's blobs already, when the image lives on
+    /// that registry (so its blobs can be mounted instead of sent).
+    fn repository_on(&self, job: &ImageJob, registry: &str) -> Option<String>;
+
+    /// Whether [`resolve`](Self::resolve) costs nothing (no network). Then even images the
+    /// destination already holds are resolved, so their blobs can lend themselves to others.
+    fn resolves_locally(&self) -> bool {
+        false
+    }
+}

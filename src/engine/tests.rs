@@ -1,0 +1,355 @@
+//! The engine against in-memory sources and destinations: properties of the placement state
+//! machine and of manifest pushes that no real registry shows on demand (how often a blob is
+//! read or a manifest pushed). Real registries and archives are exercised in `tests/`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::*;
+use crate::oci::{ImageTree, Manifest};
+use crate::reference::{Digest, ManifestSelector, Reference};
+
+#[derive(Default)]
+struct MemorySource {
+    manifests: HashMap<Digest, Manifest>,
+    tags: HashMap<String, Digest>,
+    blobs: HashMap<Digest, Bytes>,
+    reads: Mutex<HashMap<Digest, usize>>,
+}
+
+impl MemorySource {
+    fn blob(&mut self, content: &str) -> (Digest, usize) {
+        let d = Digest::sha256_of(content.as_bytes());
+        self.blobs.insert(d.clone(), Bytes::from(content.to_string()));
+        (d, content.len())
+    }
+
+    fn manifest(&mut self, json: String) -> Manifest {
+        let m = Manifest::new(Bytes::from(json), None, None).unwrap();
+        self.manifests.insert(m.digest.clone(), m.clone());
+        m
+    }
+
+    fn image(&mut self, config: &str, layers: &[&str]) -> Manifest {
+        let desc = |(d, n): (Digest, usize), t: &str| format!(r#"{{"mediaType":"{t}","digest":"{d}","size":{n}}}"#);
+        let config = desc(self.blob(config), "application/vnd.oci.image.config.v1+json");
+        let layers: Vec<String> = layers
+            .iter()
+            .map(|l| desc(self.blob(l), "application/vnd.oci.image.layer.v1.tar"))
+            .collect();
+        self.manifest(format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{config},"layers":[{}]}}"#,
+            layers.join(",")
+        ))
+    }
+
+    fn index(&mut self, children: &[&Manifest]) -> Manifest {
+        let entries: Vec<String> = children
+            .iter()
+            .map(|m| {
+                format!(
+                    r#"{{"mediaType":"{}","digest":"{}","size":{}}}"#,
+                    m.media_type,
+                    m.digest,
+                    m.bytes.len()
+                )
+            })
+            .collect();
+        self.manifest(format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+            entries.join(",")
+        ))
+    }
+
+    fn tag(&mut self, reference: &str, m: &Manifest) {
+        self.tags.insert(reference.to_string(), m.digest.clone());
+    }
+
+    fn reads_of(&self, d: &Digest) -> usize {
+        self.reads.lock().unwrap().get(d).copied().unwrap_or(0)
+    }
+}
+
+fn missing(what: impl std::fmt::Display) -> CopyError {
+    CopyError::UnknownImage(what.to_string())
+}
+
+impl Source for MemorySource {
+    async fn resolve(&self, job: &ImageJob) -> Result<ImageTree, CopyError> {
+        let digest = match job.source_selector() {
+            ManifestSelector::Digest(d) => d,
+            ManifestSelector::Tag(t) => self
+                .tags
+                .get(&format!("{}:{t}", job.source.name()))
+                .cloned()
+                .ok_or_else(|| missing(&job.source))?,
+        };
+        let top = self.manifests.get(&digest).cloned().ok_or_else(|| missing(&digest))?;
+        let tree = ImageTree::build(top, |d| {
+            let m = self.manifests.get(&d.digest).cloned().ok_or_else(|| missing(&d.digest));
+            async move { m }
+        })
+        .await?;
+        Ok(tree)
+    }
+
+    async fn stream_blobs<F, Fut>(&self, blobs: Vec<BlobRead>, deliver: F) -> Vec<(Digest, CopyError)>
+    where
+        F: Fn(BlobRead, BlobBody) -> Fut + Send + Sync,
+        Fut: std::future::Future<Output = Result<(), CopyError>> + Send + 'static,
+    {
+        let mut failures = Vec::new();
+        for read in blobs {
+            let digest = read.descriptor.digest.clone();
+            *self.reads.lock().unwrap().entry(digest.clone()).or_default() += 1;
+            let bytes = self.blobs[&digest].clone();
+            let body: BlobBody = Box::pin(futures_util::stream::iter([Ok(bytes)]));
+            if let Err(e) = deliver(read, body).await {
+                failures.push((digest, e));
+            }
+        }
+        failures
+    }
+
+    fn repository_on(&self, _job: &ImageJob, _registry: &str) -> Option<String> {
+        None
+    }
+}
+
+/// A registry in memory that can refuse every mount.
+#[derive(Default)]
+struct MemoryDestination {
+    refuses_mounts: bool,
+    blobs: Mutex<HashMap<(String, Digest), Bytes>>,
+    manifests: Mutex<HashMap<(String, ManifestSelector), Manifest>>,
+    manifest_puts: Mutex<Vec<(String, ManifestSelector)>>,
+    uploads: Mutex<Vec<(String, Digest)>>,
+}
+
+impl Destination for MemoryDestination {
+    type Upload = Vec<u8>;
+
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    fn registry_domain(&self) -> Option<&str> {
+        Some("memory")
+    }
+
+    async fn has_blob(&self, repository: &str, digest: &Digest) -> Result<bool, CopyError> {
+        Ok(self
+            .blobs
+            .lock()
+            .unwrap()
+            .contains_key(&(repository.to_string(), digest.clone())))
+    }
+
+    async fn mount_blob(&self, repository: &str, digest: &Digest, from: &str) -> Result<Mount<Vec<u8>>, CopyError> {
+        let mut blobs = self.blobs.lock().unwrap();
+        match blobs.get(&(from.to_string(), digest.clone())).cloned() {
+            Some(b) if !self.refuses_mounts => {
+                blobs.insert((repository.to_string(), digest.clone()), b);
+                Ok(Mount::Mounted)
+            }
+            _ => Ok(Mount::Refused(Some(Vec::new()))),
+        }
+    }
+
+    async fn start_upload(&self, _repository: &str) -> Result<Vec<u8>, CopyError> {
+        Ok(Vec::new())
+    }
+
+    async fn write_blob(
+        &self,
+        _repository: &str,
+        mut upload: Vec<u8>,
+        mut body: BlobBody,
+        _size: u64,
+    ) -> Result<Vec<u8>, CopyError> {
+        while let Some(chunk) = body.next().await {
+            upload.extend_from_slice(&chunk.map_err(missing)?);
+        }
+        Ok(upload)
+    }
+
+    async fn commit_blob(&self, repository: &str, upload: Vec<u8>, digest: &Digest) -> Result<(), CopyError> {
+        assert_eq!(&Digest::sha256_of(&upload), digest);
+        self.uploads
+            .lock()
+            .unwrap()
+            .push((repository.to_string(), digest.clone()));
+        self.blobs
+            .lock()
+            .unwrap()
+            .insert((repository.to_string(), digest.clone()), Bytes::from(upload));
+        Ok(())
+    }
+
+    async fn abort_blob(&self, _repository: &str, _upload: Vec<u8>) {}
+
+    async fn manifest_digest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> Result<Option<Digest>, CopyError> {
+        let manifests = self.manifests.lock().unwrap();
+        Ok(manifests
+            .get(&(repository.to_string(), selector.clone()))
+            .map(|m| m.digest.clone()))
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+        manifest: &Manifest,
+    ) -> Result<(), CopyError> {
+        // a real registry refuses a manifest whose blobs or children it lacks
+        for b in ImageTree::build(manifest.clone(), |d| {
+            let found = self
+                .manifests
+                .lock()
+                .unwrap()
+                .get(&(repository.to_string(), ManifestSelector::Digest(d.digest.clone())))
+                .cloned()
+                .ok_or_else(|| missing(format!("child {}", d.digest)));
+            async move { found }
+        })
+        .await?
+        .blobs
+        .iter()
+        .filter(|_| !manifest.is_index())
+        {
+            assert!(
+                self.has_blob(repository, &b.digest).await?,
+                "blob {} pushed before the manifest",
+                b.digest
+            );
+        }
+        let key = (repository.to_string(), selector.clone());
+        self.manifest_puts.lock().unwrap().push(key.clone());
+        let mut manifests = self.manifests.lock().unwrap();
+        manifests.insert(key, manifest.clone());
+        manifests.insert(
+            (
+                repository.to_string(),
+                ManifestSelector::Digest(manifest.digest.clone()),
+            ),
+            manifest.clone(),
+        );
+        Ok(())
+    }
+
+    async fn read_tree(&self, _repository: &str, _selector: &ManifestSelector) -> Result<ImageTree, CopyError> {
+        Err(missing("read_tree"))
+    }
+}
+
+fn job(source: &str, destination: &str) -> ImageJob {
+    let source = Reference::parse_normalized(source).unwrap();
+    ImageJob {
+        label: source.to_string(),
+        pinned: source.digest().cloned(),
+        destination: Reference::parse_normalized(destination)
+            .unwrap()
+            .with_tag_and_digest(source.tag(), source.digest()),
+        source,
+    }
+}
+
+async fn copy(source: &MemorySource, destination: &Arc<MemoryDestination>, jobs: &[ImageJob]) -> CopyReport {
+    let reporter: Reporter = Arc::new(|_: &Event| {});
+    copy_images(source, destination.clone(), jobs, &CopyOptions::default(), &reporter).await
+}
+
+#[tokio::test]
+async fn each_manifest_and_blob_is_placed_once_per_repository() {
+    let mut src = MemorySource::default();
+    let amd = src.image("cfg-amd", &["base", "amd"]);
+    let arm = src.image("cfg-arm", &["base", "arm"]);
+    let other = src.image("cfg-other", &["base"]);
+    let multi = src.index(&[&amd, &arm]);
+    let multi2 = src.index(&[&amd, &other]);
+    src.tag("src.example/multi:1", &multi);
+    src.tag("src.example/multi:2", &multi2);
+    let jobs = [
+        job("src.example/multi:1", "memory/app"),
+        job(&format!("src.example/multi@{}", multi.digest), "memory/app"),
+        job("src.example/multi:2", "memory/app"),
+        job("src.example/multi:1", "memory/elsewhere"),
+    ];
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &jobs).await;
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report.failures().map(|f| f.to_string()).collect::<Vec<_>>()
+    );
+    let puts = dst.manifest_puts.lock().unwrap().clone();
+    let child = |m: &Manifest| ("memory/app".to_string(), ManifestSelector::Digest(m.digest.clone()));
+    assert_eq!(
+        puts.iter().filter(|p| **p == child(&amd)).count(),
+        1,
+        "a shared child once: {puts:?}"
+    );
+    assert_eq!(puts.iter().filter(|p| **p == child(&multi)).count(), 1);
+    let uploads = dst.uploads.lock().unwrap().clone();
+    let base = Digest::sha256_of(b"base");
+    assert_eq!(
+        uploads.iter().filter(|(_, d)| *d == base).count(),
+        1,
+        "mounted elsewhere: {uploads:?}"
+    );
+    assert_eq!(src.reads_of(&base), 1);
+}
+
+#[tokio::test]
+async fn a_blob_for_many_repositories_that_refuse_mounts_is_read_twice() {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg", &["base"]);
+    src.tag("src.example/app:1", &image);
+    let jobs: Vec<ImageJob> = (0..6)
+        .map(|i| job("src.example/app:1", &format!("memory/r{i}")))
+        .collect();
+    let dst = Arc::new(MemoryDestination {
+        refuses_mounts: true,
+        ..Default::default()
+    });
+    let report = copy(&src, &dst, &jobs).await;
+    assert!(report.succeeded());
+    let base = Digest::sha256_of(b"base");
+    assert_eq!(
+        src.reads_of(&base),
+        2,
+        "once for the first repository, once for all others"
+    );
+    assert_eq!(
+        dst.uploads.lock().unwrap().iter().filter(|(_, d)| *d == base).count(),
+        6
+    );
+}
+
+#[tokio::test]
+async fn two_images_claiming_one_tag_push_nothing() {
+    let mut src = MemorySource::default();
+    let a = src.image("cfg-a", &["a"]);
+    let b = src.image("cfg-b", &["b"]);
+    src.tag("src.example/app:1", &a);
+    let jobs = [
+        job("src.example/app:1", "memory/app"),
+        job(&format!("src.example/app:1@{}", b.digest), "memory/app"),
+    ];
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &jobs).await;
+    assert!(report.images.iter().all(|i| i.outcome.is_err()));
+    assert!(
+        report.images[0].to_string().contains("claim the same tag"),
+        "{}",
+        report.images[0]
+    );
+    assert!(dst.uploads.lock().unwrap().is_empty() && dst.manifest_puts.lock().unwrap().is_empty());
+}

@@ -1,0 +1,16 @@
+//! OCI and Docker content on raw bytes: media types, descriptors, manifests and indexes, and
+//! the tree of an image. Nothing here re-serialises a manifest, so digests always hold.
+
+mod descriptor;
+mod manifest;
+mod media_types;
+mod tree;
+mod verifier;
+
+pub use descriptor::{Descriptor, Platform};
+pub use manifest::{Manifest, ManifestContent, ManifestError};
+pub use media_types::{
+    is_index_type, ACCEPT_MANIFESTS, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
+};
+pub use tree::{ImageTree, TreeError};
+pub use verifier::Verifier;
