@@ -450,3 +450,85 @@ fn a_hostile_archive_is_refused_before_the_target_is_touched() {
     let leftovers: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "nothing written next to the bundle");
 }
+
+#[test]
+fn a_blob_needed_by_many_repositories_of_a_target_that_will_not_mount_is_read_twice_at_most() {
+    let target = TestRegistry::start(Mode::Plain);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "POST",
+        path_contains: "mount=".into(),
+        fault: Fault::StripQuery,
+        times: usize::MAX,
+    });
+    let images = build_layout(256 * KIB);
+    let image =
+        |name: &str| serde_json::json!({"image": format!("example.com/app/{name}:1.0"), "contentDigest": images.amd64});
+    let names = ["two", "three", "four", "five"];
+    let others: Vec<(&str, serde_json::Value)> = names.iter().map(|n| (*n, image(n))).collect();
+    let work = tempfile::tempdir().unwrap();
+    let tgz = work.path().join("b.tgz");
+    std::fs::write(
+        &tgz,
+        Pack::new(&images.layout.path, bundle_json(image("one"), &others)).tgz(),
+    )
+    .unwrap();
+    let relmap = work.path().join("relmap.json");
+    let run = run_with(
+        &[
+            tgz.to_str().unwrap(),
+            "-p",
+            &format!("{}/x", proxy.host()),
+            "-m",
+            relmap.to_str().unwrap(),
+            "--json",
+            "-v",
+        ],
+        tempfile::tempdir().unwrap().path(),
+        &[],
+    );
+    run.assert_ok();
+    assert!(proxy.count("POST", "mount=") >= 1, "mounts were asked for");
+    assert_eq!(
+        run.blob_outcomes(&images.base_layer),
+        ["uploaded"; 5],
+        "every repository got the bytes: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("pass 2") && !run.stderr.contains("pass 3"),
+        "one pass for the first repository, one for all the others: {}",
+        run.stderr
+    );
+    for relocated in mapped(&relmap).values() {
+        assert_eq!(
+            skopeo_digest(relocated.as_str().unwrap(), &["--src-tls-verify=false".to_string()]),
+            images.amd64
+        );
+    }
+}
+
+#[test]
+fn two_images_claiming_one_tag_with_different_content_push_nothing() {
+    let target = TestRegistry::start(Mode::Plain);
+    let images = build_layout(64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let tgz = work.path().join("b.tgz");
+    let amd = serde_json::json!({"image": "example.com/app/same:1.0", "contentDigest": images.amd64});
+    let arm = serde_json::json!({"image": format!("example.com/app/same:1.0@{}", images.arm64)});
+    std::fs::write(
+        &tgz,
+        Pack::new(&images.layout.path, bundle_json(amd, &[("arm", arm)])).tgz(),
+    )
+    .unwrap();
+    let relmap = work.path().join("relmap.json");
+    let (run, _) = relocate_offline(&tgz, &format!("{}/x", target.host()), &relmap, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("claim the same tag") && run.stderr.contains(":1.0"),
+        "{}",
+        run.stderr
+    );
+    assert!(!relmap.exists());
+    assert_eq!(target.catalog(), Vec::<String>::new(), "nothing was pushed");
+}
