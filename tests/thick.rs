@@ -9,7 +9,7 @@ use support::fixtures::skopeo_digest;
 use support::proxy::{Fault, Proxy, Rule};
 use support::registry::{Mode, TestRegistry};
 use support::thick::{renamed_index, Pack};
-use support::{build_layout, bundle_json, mapped, repository_of, run_with, Run};
+use support::{build_layout, bundle_json, mapped, relocate, repository_of, run_with, Run};
 
 const KIB: usize = 1024;
 const HELLO: &str = "sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4";
@@ -380,18 +380,7 @@ fn an_upload_that_fails_midway_is_read_again_from_the_archive() {
     }));
     std::fs::write(&tgz, pack.tgz()).unwrap();
     let relmap = work.path().join("relmap.json");
-    let run = run_with(
-        &[
-            tgz.to_str().unwrap(),
-            "-p",
-            &format!("{}/x", proxy.host()),
-            "-m",
-            relmap.to_str().unwrap(),
-            "-v",
-        ],
-        tempfile::tempdir().unwrap().path(),
-        &[],
-    );
+    let run = relocate(&tgz, &format!("{}/x", proxy.host()), &relmap, &["-v"]);
     run.assert_ok();
     assert!(
         run.stderr.contains("pass 2"),
@@ -455,12 +444,7 @@ fn a_hostile_archive_is_refused_before_the_target_is_touched() {
 fn a_blob_needed_by_many_repositories_of_a_target_that_will_not_mount_is_read_twice_at_most() {
     let target = TestRegistry::start(Mode::Plain);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "POST",
-        path_contains: "mount=".into(),
-        fault: Fault::StripQuery,
-        times: usize::MAX,
-    });
+    proxy.refuse_mounts();
     let images = build_layout(256 * KIB);
     let image =
         |name: &str| serde_json::json!({"image": format!("example.com/app/{name}:1.0"), "contentDigest": images.amd64});
@@ -474,19 +458,7 @@ fn a_blob_needed_by_many_repositories_of_a_target_that_will_not_mount_is_read_tw
     )
     .unwrap();
     let relmap = work.path().join("relmap.json");
-    let run = run_with(
-        &[
-            tgz.to_str().unwrap(),
-            "-p",
-            &format!("{}/x", proxy.host()),
-            "-m",
-            relmap.to_str().unwrap(),
-            "--json",
-            "-v",
-        ],
-        tempfile::tempdir().unwrap().path(),
-        &[],
-    );
+    let run = relocate(&tgz, &format!("{}/x", proxy.host()), &relmap, &["--json", "-v"]);
     run.assert_ok();
     assert!(proxy.count("POST", "mount=") >= 1, "mounts were asked for");
     assert_eq!(

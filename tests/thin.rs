@@ -267,12 +267,7 @@ fn a_registry_that_will_not_mount_gets_the_upload_instead() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 256 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "POST",
-        path_contains: "mount=".into(),
-        fault: Fault::StripQuery,
-        times: usize::MAX,
-    });
+    proxy.refuse_mounts();
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(
         work.path(),

@@ -112,6 +112,17 @@ impl Proxy {
         self.rules.lock().unwrap().push(rule);
     }
 
+    /// Every cross-repository mount is refused: the registry answers with a plain upload
+    /// session, as registries that do not mount do.
+    pub fn refuse_mounts(&self) {
+        self.add(Rule {
+            method: "POST",
+            path_contains: "mount=".into(),
+            fault: Fault::StripQuery,
+            times: usize::MAX,
+        });
+    }
+
     pub fn log(&self) -> Vec<Logged> {
         self.log.lock().unwrap().clone()
     }
