@@ -44,7 +44,7 @@ pub enum ArchiveError {
     /// A metadata entry (`bundle.json`, `relocation-mapping.json`, the layout's `index.json` or
     /// `oci-layout`) larger than [`MAX_BUNDLE_JSON`].
     #[error("thick bundle {path}: {entry} is {size} bytes; over {max} bytes is refused", max = MAX_BUNDLE_JSON)]
-    BundleJsonTooLarge {
+    MetadataTooLarge {
         /// The thick bundle's path.
         path: PathBuf,
         /// The entry's name.

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::error::ArchiveError;
-use super::tar_stream::scan_archive;
+use super::tar_stream::{scan_archive, ArchiveIndex};
 use crate::limits::{MAX_BUNDLE_JSON, MAX_MANIFEST_SIZE};
 use crate::oci::Manifest;
 use crate::reference::{Digest, Reference};
@@ -18,9 +18,9 @@ const LAYOUT_DIR: &str = "artifacts/layout/";
 /// The annotation that names an image in `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// Manifests up to this size are kept from the first pass.
-const SMALL_BLOB: u64 = 256 * 1024;
+const KEEP_MANIFESTS_UP_TO: u64 = 256 * 1024;
 /// Memory for kept manifests; any beyond it are read in a later, targeted pass.
-const SMALL_BLOB_BUDGET: usize = 32 * 1024 * 1024;
+const KEPT_MANIFESTS_BUDGET: usize = 32 * 1024 * 1024;
 
 /// A top-level descriptor of `index.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -61,65 +61,94 @@ pub struct ThickArchive {
     published: BTreeMap<String, String>,
     /// Layout blobs in the archive: digest → (entry name, size).
     blobs: HashMap<Digest, (String, u64)>,
-    /// Small manifests kept in memory (unverified until used).
-    small: Mutex<HashMap<Digest, Bytes>>,
+    /// Manifests kept from the first pass or read later (unverified until used).
+    manifests_in_memory: Mutex<HashMap<Digest, Bytes>>,
+}
+
+/// What the first pass over the archive keeps.
+struct FirstPass {
+    listing: ArchiveIndex,
+    /// `bundle.json`, `index.json`, `oci-layout`, Porter's mapping: entry name → bytes.
+    metadata: HashMap<String, Vec<u8>>,
+    /// Layout blobs that look like manifests and fit the budget: entry name → bytes.
+    manifests: HashMap<String, Bytes>,
+}
+
+/// Whether an entry is one of the few small files that describe the bundle and its layout.
+fn is_metadata(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let depth = name.split('/').count();
+    matches!(base, "bundle.json" | "relocation-mapping.json") && depth <= 2
+        || name.ends_with("artifacts/layout/index.json")
+        || name.ends_with("artifacts/layout/oci-layout")
+}
+
+/// Streams the archive once, keeping metadata and the manifests that fit in memory.
+fn first_pass(path: &Path) -> Result<FirstPass, ArchiveError> {
+    let mut metadata = HashMap::new();
+    let mut oversized = None;
+    let mut manifests = HashMap::new();
+    let mut kept = 0usize;
+    let listing = scan_archive(path, |name, size, content| {
+        if is_metadata(name) {
+            if size > MAX_BUNDLE_JSON {
+                oversized.get_or_insert((name.to_string(), size));
+                return Ok(());
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            content.read_to_end(&mut buf)?;
+            metadata.insert(name.to_string(), buf);
+        } else if name.contains("artifacts/layout/blobs/")
+            && size <= KEEP_MANIFESTS_UP_TO
+            && kept + size as usize <= KEPT_MANIFESTS_BUDGET
+        {
+            let mut buf = Vec::with_capacity(size as usize);
+            content.read_to_end(&mut buf)?;
+            if looks_like_manifest(&buf) {
+                kept += buf.len();
+                manifests.insert(name.to_string(), Bytes::from(buf));
+            }
+        }
+        Ok(())
+    })?;
+    if let Some((entry, size)) = oversized {
+        return Err(ArchiveError::MetadataTooLarge {
+            path: path.to_path_buf(),
+            entry,
+            size,
+        });
+    }
+    Ok(FirstPass {
+        listing,
+        metadata,
+        manifests,
+    })
 }
 
 impl ThickArchive {
     /// One streaming pass over the archive; nothing is written anywhere.
     pub fn scan(path: &Path) -> Result<ThickArchive, ArchiveError> {
-        let mut named: HashMap<String, Vec<u8>> = HashMap::new();
-        let mut too_large: Vec<(String, u64)> = Vec::new();
-        let mut small: HashMap<String, Bytes> = HashMap::new();
-        let mut small_bytes = 0usize;
-        let listing = scan_archive(path, |name, size, content| {
-            let base = name.rsplit('/').next().unwrap_or(name);
-            let depth = name.split('/').count();
-            let metadata = matches!(base, "bundle.json" | "relocation-mapping.json") && depth <= 2
-                || name.ends_with("artifacts/layout/index.json")
-                || name.ends_with("artifacts/layout/oci-layout");
-            if metadata {
-                if size > MAX_BUNDLE_JSON {
-                    too_large.push((name.to_string(), size));
-                    return Ok(());
-                }
-                let mut buf = Vec::with_capacity(size as usize);
-                content.read_to_end(&mut buf)?;
-                named.insert(name.to_string(), buf);
-            } else if name.contains("artifacts/layout/blobs/")
-                && size <= SMALL_BLOB
-                && small_bytes + size as usize <= SMALL_BLOB_BUDGET
-            {
-                let mut buf = Vec::with_capacity(size as usize);
-                content.read_to_end(&mut buf)?;
-                if looks_like_manifest(&buf) {
-                    small_bytes += buf.len();
-                    small.insert(name.to_string(), Bytes::from(buf));
-                }
-            }
-            Ok(())
-        })?;
-        if let Some((entry, size)) = too_large.into_iter().next() {
-            return Err(ArchiveError::BundleJsonTooLarge {
-                path: path.to_path_buf(),
-                entry,
-                size,
-            });
-        }
-        let root = listing.root().ok_or_else(|| ArchiveError::NoBundleJson {
+        let FirstPass {
+            listing,
+            mut metadata,
+            manifests,
+        } = first_pass(path)?;
+        let no_bundle = || ArchiveError::NoBundleJson {
             path: path.to_path_buf(),
-        })?;
-        let take = |named: &mut HashMap<String, Vec<u8>>, rel: &str| named.remove(&format!("{root}{rel}"));
-        let bundle_json = take(&mut named, "bundle.json").ok_or_else(|| ArchiveError::NoBundleJson {
-            path: path.to_path_buf(),
-        })?;
-        let layout_err = |what: String| ArchiveError::Layout {
-            path: path.to_path_buf(),
-            detail: what,
         };
-        let index_json = take(&mut named, &format!("{LAYOUT_DIR}index.json"))
+        let root = listing.root().ok_or_else(no_bundle)?;
+        let mut take = |rel: &str| metadata.remove(&format!("{root}{rel}"));
+        let bundle_json = take("bundle.json").ok_or_else(no_bundle)?;
+        let index_json = take(&format!("{LAYOUT_DIR}index.json"));
+        let has_oci_layout = take(&format!("{LAYOUT_DIR}oci-layout")).is_some();
+        let porter_mapping = take("relocation-mapping.json");
+        let layout_err = |detail: String| ArchiveError::Layout {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let index_json = index_json
             .ok_or_else(|| layout_err(format!("no OCI image layout: {root}{LAYOUT_DIR}index.json is missing")))?;
-        if take(&mut named, &format!("{LAYOUT_DIR}oci-layout")).is_none() {
+        if !has_oci_layout {
             tracing::warn!(
                 "{}: {root}{LAYOUT_DIR}oci-layout is missing; reading index.json anyway",
                 path.display()
@@ -127,7 +156,7 @@ impl ThickArchive {
         }
         let index: IndexJson = serde_json::from_slice(&index_json)
             .map_err(|e| layout_err(format!("{root}{LAYOUT_DIR}index.json is not a valid OCI index: {e}")))?;
-        let published = match take(&mut named, "relocation-mapping.json") {
+        let published = match porter_mapping {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 layout_err(format!(
                     "{root}relocation-mapping.json is not a JSON object of strings: {e}"
@@ -136,12 +165,12 @@ impl ThickArchive {
             None => BTreeMap::new(),
         };
         let blob_dir = format!("{root}{LAYOUT_DIR}blobs/");
-        let blobs: HashMap<Digest, (String, u64)> = listing
+        let blobs = listing
             .files
             .iter()
             .filter_map(|(name, size)| Some((blob_digest(name, &blob_dir)?, (name.clone(), *size))))
             .collect();
-        let small = small
+        let manifests = manifests
             .into_iter()
             .filter_map(|(name, bytes)| Some((blob_digest(&name, &blob_dir)?, bytes)))
             .collect();
@@ -152,7 +181,7 @@ impl ThickArchive {
             index: index.manifests,
             published,
             blobs,
-            small: Mutex::new(small),
+            manifests_in_memory: Mutex::new(manifests),
         })
     }
 
@@ -241,7 +270,12 @@ impl ThickArchive {
                 detail: format!("manifest {digest} is {size} bytes; over {MAX_MANIFEST_SIZE} is refused"),
             });
         }
-        if let Some(b) = self.small.lock().expect("small blob lock").get(digest) {
+        if let Some(b) = self
+            .manifests_in_memory
+            .lock()
+            .expect("manifest cache lock")
+            .get(digest)
+        {
             return Ok(b.clone());
         }
         // not kept by the first pass (large, or over the budget): read just this one
@@ -256,9 +290,9 @@ impl ThickArchive {
             Ok(())
         })?;
         let bytes = found.ok_or_else(missing)?;
-        self.small
+        self.manifests_in_memory
             .lock()
-            .expect("small blob lock")
+            .expect("manifest cache lock")
             .insert(digest.clone(), bytes.clone());
         Ok(bytes)
     }

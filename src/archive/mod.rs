@@ -7,4 +7,4 @@ mod tar_stream;
 
 pub use error::ArchiveError;
 pub use layout::{IndexEntry, ThickArchive, REF_NAME_ANNOTATION};
-pub use tar_stream::{scan_archive, ArchiveIndex};
+pub(crate) use tar_stream::scan_archive;

@@ -17,7 +17,7 @@ pub(crate) const BUNDLE_JSON: &str = "bundle.json";
 
 /// What one pass over the archive saw.
 #[derive(Debug, Default)]
-pub struct ArchiveIndex {
+pub(crate) struct ArchiveIndex {
     /// Regular files, normalised names, in archive order, with their sizes.
     pub files: Vec<(String, u64)>,
     /// First components of every entry (files and directories).
@@ -41,7 +41,7 @@ impl ArchiveIndex {
 
 /// Streams every entry of the archive at `path`, calling `on_file(name, size, content)` for each
 /// regular file; whatever `on_file` leaves unread is drained, so a truncated archive always fails.
-pub fn scan_archive(
+pub(crate) fn scan_archive(
     path: &Path,
     mut on_file: impl FnMut(&str, u64, &mut dyn Read) -> io::Result<()>,
 ) -> Result<ArchiveIndex, ArchiveError> {

@@ -65,7 +65,7 @@ fn tree_of(archive: &ThickArchive, job: &ImageJob) -> Result<ImageTree, ArchiveE
     let top = archive
         .manifest(&entry.digest, entry.size, entry.media_type.as_deref())
         .map_err(|e| in_image(e.to_string()))?;
-    let tree = ready(ImageTree::build(top, |d| {
+    let tree = run_without_waiting(ImageTree::build(top, |d| {
         std::future::ready(archive.manifest(&d.digest, d.size, Some(&d.media_type)))
     }))
     .map_err(|e| in_image(e.to_string()))?;
@@ -85,7 +85,7 @@ fn tree_of(archive: &ThickArchive, job: &ImageJob) -> Result<ImageTree, ArchiveE
 }
 
 /// Runs a future that never waits (the layout is in memory, so every inner future is ready).
-fn ready<F: Future>(future: F) -> F::Output {
+fn run_without_waiting<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(v) => v,
