@@ -2,7 +2,7 @@
 //! (manifests verified, every blob present with the right size) before the copy starts; blob
 //! bytes are then streamed in archive order, one pass per round, straight into the engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,11 +136,14 @@ impl Source for ArchiveSource {
             deliveries.push((digest, tokio::spawn(deliver(read, body))));
         }
         let mut failures = Vec::new();
+        let mut delivered = HashSet::new();
         for (digest, task) in deliveries {
             match task.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => {
+                    delivered.insert(digest);
+                }
                 Ok(Err(e)) => failures.push((digest, e)),
-                Err(e) => tracing::error!("blob {digest}: delivery task failed: {e}"),
+                Err(_) => failures.push((digest.clone(), CopyError::DeliveryFailed(digest))),
             }
         }
         let read_error = match reader.await {
@@ -152,12 +155,14 @@ impl Source for ArchiveSource {
             }),
         };
         if let Some(e) = read_error {
-            // the archive is broken: no blob of this pass can be trusted to be placed
+            // blobs placed before the archive broke stay placed; the rest fail with it
             let e = Arc::new(e);
-            return digests
-                .into_iter()
-                .map(|d| (d, CopyError::ArchiveRead(e.clone())))
-                .collect();
+            let failed: HashSet<Digest> = failures.iter().map(|(d, _)| d.clone()).collect();
+            for d in digests {
+                if !delivered.contains(&d) && !failed.contains(&d) {
+                    failures.push((d, CopyError::ArchiveRead(e.clone())));
+                }
+            }
         }
         failures
     }

@@ -12,12 +12,13 @@ use futures_util::stream::{self, StreamExt};
 
 use super::destination::Destination;
 use super::error::CopyError;
-use super::placement::{BlobPlacements, NeedsBytes, WantedBlob};
+use super::placement::{BlobPlacements, WantedBlob};
 use super::source::{BlobBody, BlobRead, Source};
 use crate::reference::Digest;
 use crate::registry::RetryPolicy;
 
-type Batch<U> = HashMap<Digest, (WantedBlob, Vec<NeedsBytes<U>>)>;
+/// Per blob of a round: the blob and the repositories its bytes go to.
+type Batch = HashMap<Digest, (WantedBlob, Vec<String>)>;
 
 /// Places every blob of `wanted`; returns those that could not be placed, and why.
 pub(crate) async fn place_blobs<S: Source, D: Destination>(
@@ -32,11 +33,13 @@ pub(crate) async fn place_blobs<S: Source, D: Destination>(
     let mut pending = wanted;
     while !pending.is_empty() {
         let mut next = Vec::new();
+        let mut wait_for: Option<u32> = None;
         let mut fail = |blob: WantedBlob, e: CopyError, next: &mut Vec<WantedBlob>| {
             let n = attempts.entry(blob.digest().clone()).or_default();
             *n += 1;
             if e.is_retryable() && *n < retry.max_attempts {
                 tracing::warn!("blob {}: {e}; trying again", blob.digest());
+                wait_for = wait_for.max(Some(*n));
                 next.push(blob);
             } else {
                 failed.insert(blob.digest().clone(), Arc::new(e));
@@ -47,10 +50,10 @@ pub(crate) async fn place_blobs<S: Source, D: Destination>(
             fail(blob, e, &mut next);
         }
         if !batch.is_empty() {
-            let blobs: HashMap<Digest, WantedBlob> = batch.iter().map(|(d, (b, _))| (d.clone(), b.clone())).collect();
-            let reads = batch
-                .values()
-                .map(|(b, _)| BlobRead {
+            let blobs: Vec<WantedBlob> = batch.values().map(|(b, _)| b.clone()).collect();
+            let reads = blobs
+                .iter()
+                .map(|b| BlobRead {
                     descriptor: b.descriptor.clone(),
                     origin: b.origins[0].clone(),
                 })
@@ -62,25 +65,21 @@ pub(crate) async fn place_blobs<S: Source, D: Destination>(
                 })
                 .await;
             let mut failed_now: HashMap<Digest, CopyError> = failures.into_iter().collect();
-            // sessions of blobs the source never offered
-            let leftover: Vec<_> = batch.lock().expect("batch lock").drain().collect();
-            for (digest, (_, needs)) in leftover {
-                placements.abort_all(needs).await;
+            for (digest, _) in batch.lock().expect("batch lock").drain() {
                 failed_now
                     .entry(digest.clone())
                     .or_insert(CopyError::BlobNotOffered(digest));
             }
-            for (digest, blob) in blobs {
-                match failed_now.remove(&digest) {
+            for blob in blobs {
+                match failed_now.remove(blob.digest()) {
                     Some(e) => fail(blob, e, &mut next),
                     // placed in some repositories; the next round finds any still lacking it
                     None => next.push(blob),
                 }
             }
         }
-        let retrying = next.iter().filter_map(|b| attempts.get(b.digest())).max().copied();
-        if let Some(attempt) = retrying {
-            tokio::time::sleep(retry.delay(attempt.saturating_sub(1), None)).await;
+        if let Some(attempt) = wait_for {
+            tokio::time::sleep(retry.delay(attempt - 1, None)).await;
         }
         pending = next;
     }
@@ -93,7 +92,7 @@ async fn without_bytes<D: Destination>(
     placements: &Arc<BlobPlacements<D>>,
     blobs: Vec<WantedBlob>,
     concurrency: usize,
-) -> (Batch<D::Upload>, Vec<(WantedBlob, CopyError)>) {
+) -> (Batch, Vec<(WantedBlob, CopyError)>) {
     let checked: Vec<_> = stream::iter(blobs)
         .map(|blob| async move {
             let r = placements.place_without_bytes(&blob).await;
@@ -108,10 +107,9 @@ async fn without_bytes<D: Destination>(
         match result {
             Ok(needs) if needs.is_empty() => {}
             Ok(mut needs) => {
-                if needs.len() > 1 && !placements.mounts_already_tried(&blob) {
+                if !placements.is_held(&blob) {
                     // no one holds it: send it once, then mount it into the rest
-                    let rest = needs.split_off(1);
-                    placements.abort_all(rest).await;
+                    needs.truncate(1);
                 }
                 batch.insert(blob.digest().clone(), (blob, needs));
             }
@@ -121,10 +119,11 @@ async fn without_bytes<D: Destination>(
     (batch, errors)
 }
 
-/// Sends one blob's bytes to the repositories waiting for them, then mounts it into the rest.
+/// Sends one blob's bytes to the repositories waiting for them, then mounts it into the rest;
+/// repositories that refuse get the bytes in the next round.
 fn deliver<D: Destination>(
     placements: Arc<BlobPlacements<D>>,
-    batch: Arc<Mutex<Batch<D::Upload>>>,
+    batch: Arc<Mutex<Batch>>,
     read: BlobRead,
     body: BlobBody,
 ) -> impl std::future::Future<Output = Result<(), CopyError>> + Send + 'static {
@@ -134,9 +133,7 @@ fn deliver<D: Destination>(
             return Ok(()); // offered twice; the first delivery placed it
         };
         placements.send(&blob, targets, body).await?;
-        let still = placements.place_without_bytes(&blob).await?;
-        // refused mounts get the bytes in the next round
-        placements.abort_all(still).await;
+        placements.place_without_bytes(&blob).await?;
         Ok(())
     }
 }

@@ -75,6 +75,9 @@ pub enum CopyError {
     /// The source never offered the blob's bytes (an archive pass that did not reach it).
     #[error("blob {0} was not found in the source when its bytes were needed")]
     BlobNotOffered(Digest),
+    /// The task delivering the blob ended without an answer (it panicked).
+    #[error("blob {0}: its delivery ended unexpectedly")]
+    DeliveryFailed(Digest),
     /// The image was not prepared by the source (an internal inconsistency).
     #[error("image {0} is not known to the source")]
     UnknownImage(String),

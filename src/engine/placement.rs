@@ -40,15 +40,12 @@ impl WantedBlob {
     }
 }
 
-/// A repository that needs the blob's bytes, with the upload session a refused mount opened.
-pub(crate) struct NeedsBytes<U> {
-    pub repository: String,
-    pub session: Option<U>,
-}
-
 #[derive(Debug, Clone)]
 enum BlobState {
-    Absent { mount_refused: bool },
+    /// Checked and missing; mounts from these repositories were refused.
+    Absent {
+        refused_from: Vec<String>,
+    },
     Placed(BlobOutcome),
 }
 
@@ -65,6 +62,9 @@ pub(crate) struct BlobPlacements<D: Destination> {
     reporter: Reporter,
     table: Mutex<Table>,
 }
+
+/// How a verified send went for one repository.
+type Written<U> = (String, Result<U, CopyError>);
 
 impl<D: Destination> BlobPlacements<D> {
     pub fn new(destination: Arc<D>, reporter: Reporter) -> Self {
@@ -86,10 +86,10 @@ impl<D: Destination> BlobPlacements<D> {
             .cloned()
     }
 
-    fn set_absent(&self, repository: &str, digest: &Digest, mount_refused: bool) {
+    fn set_absent(&self, repository: &str, digest: &Digest, refused_from: Vec<String>) {
         self.table().states.insert(
             (repository.to_string(), digest.clone()),
-            BlobState::Absent { mount_refused },
+            BlobState::Absent { refused_from },
         );
     }
 
@@ -122,111 +122,79 @@ impl<D: Destination> BlobPlacements<D> {
         }
     }
 
-    /// A repository other than `except` that holds the blob, or that the source says has it.
-    fn mount_origin(&self, blob: &WantedBlob, except: &str) -> Option<String> {
+    /// Whether some repository of the destination holds the blob.
+    pub fn is_held(&self, blob: &WantedBlob) -> bool {
+        self.table().holders.contains_key(blob.digest())
+    }
+
+    /// A repository to mount from into `repository`: one that holds the blob, or that the
+    /// source says has it, and has not refused before.
+    fn mount_origin(&self, blob: &WantedBlob, repository: &str, refused: &[String]) -> Option<String> {
         let table = self.table();
+        let usable = |r: &&String| *r != repository && !refused.contains(r);
         table
             .holders
             .get(blob.digest())
-            .and_then(|h| h.iter().find(|r| *r != except).cloned())
-            .or_else(|| blob.mount_from.iter().find(|r| *r != except).cloned())
-    }
-
-    /// Whether a mount of the blob was possible and was tried (some repository holds it, or
-    /// the source's repository may lend it, or a repository refused it): then every
-    /// repository still needing bytes gets them at once rather than one first.
-    pub fn mounts_already_tried(&self, blob: &WantedBlob) -> bool {
-        let table = self.table();
-        table.holders.contains_key(blob.digest())
-            || !blob.mount_from.is_empty()
-            || blob.repositories.iter().any(|r| {
-                matches!(
-                    table.states.get(&(r.clone(), blob.digest().clone())),
-                    Some(BlobState::Absent { mount_refused: true })
-                )
-            })
+            .and_then(|h| h.iter().find(usable).cloned())
+            .or_else(|| blob.mount_from.iter().find(usable).cloned())
     }
 
     /// Places the blob without its bytes wherever possible: checks each repository not yet
     /// known to hold it, and mounts it from a repository that does. Returns the repositories
     /// that need the bytes.
-    pub async fn place_without_bytes(&self, blob: &WantedBlob) -> Result<Vec<NeedsBytes<D::Upload>>, CopyError> {
+    pub async fn place_without_bytes(&self, blob: &WantedBlob) -> Result<Vec<String>, CopyError> {
         let mut needs = Vec::new();
         for repository in &blob.repositories {
-            match self.advance(blob, repository).await {
-                Ok(None) => {}
-                Ok(Some(n)) => needs.push(n),
-                Err(e) => {
-                    self.abort_all(needs).await;
-                    return Err(e);
-                }
+            if !self.advance(blob, repository).await? {
+                needs.push(repository.clone());
             }
         }
         Ok(needs)
     }
 
-    /// One repository's step without bytes; `Some` when it needs them.
-    async fn advance(&self, blob: &WantedBlob, repository: &str) -> Result<Option<NeedsBytes<D::Upload>>, CopyError> {
+    /// One repository's steps without bytes; whether the blob is placed there now.
+    async fn advance(&self, blob: &WantedBlob, repository: &str) -> Result<bool, CopyError> {
         let digest = blob.digest();
-        let mount_refused = match self.state(repository, digest) {
-            Some(BlobState::Placed(_)) => return Ok(None),
-            Some(BlobState::Absent { mount_refused }) => mount_refused,
+        let mut refused_from = match self.state(repository, digest) {
+            Some(BlobState::Placed(_)) => return Ok(true),
+            Some(BlobState::Absent { refused_from }) => refused_from,
             None => {
                 if self.destination.has_blob(repository, digest).await? {
                     self.place(repository, digest, BlobOutcome::Present, true);
-                    return Ok(None);
+                    return Ok(true);
                 }
-                self.set_absent(repository, digest, false);
-                false
+                Vec::new()
             }
         };
-        let needs = |session| {
-            Ok(Some(NeedsBytes {
-                repository: repository.to_string(),
-                session,
-            }))
-        };
-        if mount_refused {
-            return needs(None);
-        }
-        let Some(from) = self.mount_origin(blob, repository) else {
-            return needs(None);
-        };
-        match self.destination.mount_blob(repository, digest, &from).await? {
-            Mount::Mounted => {
-                self.place(repository, digest, BlobOutcome::Mounted { from }, true);
-                Ok(None)
-            }
-            Mount::Refused(session) => {
-                self.set_absent(repository, digest, true);
-                needs(session)
+        while let Some(from) = self.mount_origin(blob, repository, &refused_from) {
+            match self.destination.mount_blob(repository, digest, &from).await? {
+                Mount::Mounted => {
+                    self.place(repository, digest, BlobOutcome::Mounted { from }, true);
+                    return Ok(true);
+                }
+                Mount::Refused(session) => {
+                    tracing::debug!("{}: mount of {digest} from {from} refused", self.destination.name());
+                    // not held open: the bytes may come much later (another round)
+                    if let Some(session) = session {
+                        self.destination.abort_blob(repository, session).await;
+                    }
+                    refused_from.push(from);
+                }
             }
         }
-    }
-
-    /// Closes the upload sessions of `needs` that will not be used now.
-    pub async fn abort_all(&self, needs: Vec<NeedsBytes<D::Upload>>) {
-        for n in needs {
-            if let Some(session) = n.session {
-                self.destination.abort_blob(&n.repository, session).await;
-            }
-        }
+        self.set_absent(repository, digest, refused_from);
+        Ok(false)
     }
 
     /// Streams `body` into every repository of `targets` at once, hashing it as it passes;
     /// each upload is committed only when digest and size match the descriptor.
-    pub async fn send(
-        &self,
-        blob: &WantedBlob,
-        targets: Vec<NeedsBytes<D::Upload>>,
-        body: BlobBody,
-    ) -> Result<(), CopyError> {
+    pub async fn send(&self, blob: &WantedBlob, targets: Vec<String>, body: BlobBody) -> Result<(), CopyError> {
         let digest = blob.digest().clone();
         let size = blob.descriptor.size;
         let uploads = self.open_uploads(&digest, size, targets).await?;
         let verifier = Arc::new(Mutex::new(Verifier::new(&digest)));
         let body = self.verified(body, &verifier, &digest, size, uploads.len() as u64);
-        let written: Vec<(String, Result<D::Upload, CopyError>)> = if uploads.len() == 1 {
+        let written: Vec<Written<D::Upload>> = if uploads.len() == 1 {
             let (repository, session) = uploads.into_iter().next().expect("one upload");
             let r = self.destination.write_blob(&repository, session, body, size).await;
             vec![(repository, r)]
@@ -239,8 +207,6 @@ impl<D: Destination> BlobPlacements<D> {
         };
         let problem = if seen > size {
             Some(BlobProblem::TooLong { size })
-        } else if written.iter().any(|(_, r)| r.is_err()) {
-            None // the write error says more than the bytes seen so far
         } else if seen != size {
             Some(BlobProblem::TooShort { seen, size })
         } else if got != digest {
@@ -250,49 +216,62 @@ impl<D: Destination> BlobPlacements<D> {
         };
         let results = join_all(written.into_iter().map(|(repository, r)| {
             let (problem, digest) = (problem.clone(), digest.clone());
-            async move {
-                let upload = r?;
-                if let Some(problem) = problem {
-                    self.destination.abort_blob(&repository, upload).await;
-                    return Err(CopyError::BlobMismatch { digest, problem });
-                }
-                self.destination.commit_blob(&repository, upload, &digest).await?;
-                self.place(&repository, &digest, BlobOutcome::Uploaded { bytes: size }, true);
-                Ok(())
-            }
+            async move { self.finish_upload(&repository, r, problem, digest, size).await }
         }))
         .await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    /// Commits an upload whose bytes matched, or drops it and says why not.
+    async fn finish_upload(
+        &self,
+        repository: &str,
+        written: Result<D::Upload, CopyError>,
+        problem: Option<BlobProblem>,
+        digest: Digest,
+        size: u64,
+    ) -> Result<(), CopyError> {
+        let upload = match (written, problem) {
+            (Ok(upload), None) => upload,
+            (Ok(upload), Some(problem)) => {
+                self.destination.abort_blob(repository, upload).await;
+                return Err(CopyError::BlobMismatch { digest, problem });
+            }
+            // too many bytes end the write with an error; that is the source's fault
+            (Err(_), Some(problem @ BlobProblem::TooLong { .. })) => {
+                return Err(CopyError::BlobMismatch { digest, problem })
+            }
+            (Err(e), _) => return Err(e),
+        };
+        self.destination.commit_blob(repository, upload, &digest).await?;
+        self.place(repository, &digest, BlobOutcome::Uploaded { bytes: size }, true);
+        Ok(())
     }
 
     async fn open_uploads(
         &self,
         digest: &Digest,
         size: u64,
-        targets: Vec<NeedsBytes<D::Upload>>,
+        targets: Vec<String>,
     ) -> Result<Vec<(String, D::Upload)>, CopyError> {
         let mut uploads: Vec<(String, D::Upload)> = Vec::new();
-        let mut targets = targets.into_iter();
-        while let Some(t) = targets.next() {
-            let session = match t.session {
-                Some(s) => s,
-                None => match self.destination.start_upload(&t.repository).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        for (repository, session) in uploads {
-                            self.destination.abort_blob(&repository, session).await;
-                        }
-                        self.abort_all(targets.collect()).await;
-                        return Err(e);
+        for repository in targets {
+            match self.destination.start_upload(&repository).await {
+                Ok(session) => uploads.push((repository, session)),
+                Err(e) => {
+                    for (repository, session) in uploads {
+                        self.destination.abort_blob(&repository, session).await;
                     }
-                },
-            };
+                    return Err(e);
+                }
+            }
+        }
+        for (repository, _) in &uploads {
             (self.reporter)(&Event::BlobStarted {
                 digest: digest.to_string(),
-                repository: t.repository.clone(),
+                repository: repository.clone(),
                 size,
             });
-            uploads.push((t.repository, session));
         }
         Ok(uploads)
     }
@@ -334,7 +313,7 @@ impl<D: Destination> BlobPlacements<D> {
         uploads: Vec<(String, D::Upload)>,
         mut body: BlobBody,
         size: u64,
-    ) -> Vec<(String, Result<D::Upload, CopyError>)> {
+    ) -> Vec<Written<D::Upload>> {
         let mut senders = Vec::new();
         let mut writes = Vec::new();
         for (repository, session) in uploads {
@@ -359,7 +338,8 @@ impl<D: Destination> BlobPlacements<D> {
                     // an upload that gave up has dropped its receiver; the others go on
                     let _ = tx.send(copy).await;
                 }
-                if failed {
+                // nothing more to read when every upload has given up
+                if failed || senders.iter().all(|tx| tx.is_closed()) {
                     break;
                 }
             }

@@ -17,6 +17,10 @@ struct MemorySource {
     manifests: HashMap<Digest, Manifest>,
     tags: HashMap<String, Digest>,
     blobs: HashMap<Digest, Bytes>,
+    /// Bytes served instead of a blob's own.
+    served_instead: HashMap<Digest, Bytes>,
+    /// Bytes served instead of a blob's own from its second read on.
+    served_later: HashMap<Digest, Bytes>,
     reads: Mutex<HashMap<Digest, usize>>,
 }
 
@@ -104,8 +108,17 @@ impl Source for MemorySource {
         let mut failures = Vec::new();
         for read in blobs {
             let digest = read.descriptor.digest.clone();
-            *self.reads.lock().unwrap().entry(digest.clone()).or_default() += 1;
-            let bytes = self.blobs[&digest].clone();
+            let reads = {
+                let mut reads = self.reads.lock().unwrap();
+                let n = reads.entry(digest.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            let later = self.served_later.get(&digest).filter(|_| reads > 1);
+            let bytes = later
+                .or(self.served_instead.get(&digest))
+                .unwrap_or(&self.blobs[&digest])
+                .clone();
             let body: BlobBody = Box::pin(futures_util::stream::iter([Ok(bytes)]));
             if let Err(e) = deliver(read, body).await {
                 failures.push((digest, e));
@@ -114,8 +127,8 @@ impl Source for MemorySource {
         failures
     }
 
-    fn repository_on(&self, _job: &ImageJob, _registry: &str) -> Option<String> {
-        None
+    fn repository_on(&self, job: &ImageJob, registry: &str) -> Option<String> {
+        (job.source.domain() == registry).then(|| job.source.path().to_string())
     }
 }
 
@@ -127,6 +140,10 @@ struct MemoryDestination {
     manifests: Mutex<HashMap<(String, ManifestSelector), Manifest>>,
     manifest_puts: Mutex<Vec<(String, ManifestSelector)>>,
     uploads: Mutex<Vec<(String, Digest)>>,
+    /// Commits whose bytes did not match their digest (refused, as a registry does).
+    bad_commits: Mutex<Vec<(String, Digest)>>,
+    /// Uploads into this repository break.
+    broken_repository: Option<String>,
 }
 
 impl Destination for MemoryDestination {
@@ -137,7 +154,7 @@ impl Destination for MemoryDestination {
     }
 
     fn registry_domain(&self) -> Option<&str> {
-        Some("memory")
+        Some("memory.test")
     }
 
     async fn has_blob(&self, repository: &str, digest: &Digest) -> Result<bool, CopyError> {
@@ -165,11 +182,14 @@ impl Destination for MemoryDestination {
 
     async fn write_blob(
         &self,
-        _repository: &str,
+        repository: &str,
         mut upload: Vec<u8>,
         mut body: BlobBody,
         _size: u64,
     ) -> Result<Vec<u8>, CopyError> {
+        if self.broken_repository.as_deref() == Some(repository) {
+            return Err(missing("a broken upload"));
+        }
         while let Some(chunk) = body.next().await {
             upload.extend_from_slice(&chunk.map_err(missing)?);
         }
@@ -177,7 +197,13 @@ impl Destination for MemoryDestination {
     }
 
     async fn commit_blob(&self, repository: &str, upload: Vec<u8>, digest: &Digest) -> Result<(), CopyError> {
-        assert_eq!(&Digest::sha256_of(&upload), digest);
+        if &Digest::sha256_of(&upload) != digest {
+            self.bad_commits
+                .lock()
+                .unwrap()
+                .push((repository.to_string(), digest.clone()));
+            return Err(missing("a digest mismatch at commit"));
+        }
         self.uploads
             .lock()
             .unwrap()
@@ -352,4 +378,74 @@ async fn two_images_claiming_one_tag_push_nothing() {
         report.images[0]
     );
     assert!(dst.uploads.lock().unwrap().is_empty() && dst.manifest_puts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_blob_longer_than_its_descriptor_fails_at_once_and_is_not_read_again() {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg", &["base"]);
+    src.tag("src.example/app:1", &image);
+    let base = Digest::sha256_of(b"base");
+    src.served_instead
+        .insert(base.clone(), Bytes::from_static(b"base and more"));
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &[job("src.example/app:1", "memory/app")]).await;
+    let failure = report.images[0].to_string();
+    assert!(
+        failure.contains("more than the descriptor") && failure.contains("not committed"),
+        "{failure}"
+    );
+    assert_eq!(src.reads_of(&base), 1, "not retried");
+}
+
+#[tokio::test]
+async fn corrupt_bytes_teed_to_several_repositories_are_committed_nowhere() {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg", &["base"]);
+    src.tag("src.example/app:1", &image);
+    let base = Digest::sha256_of(b"base");
+    // the first read (for one repository) is sound; the second, teed to the others, is not
+    src.served_later.insert(base.clone(), Bytes::from_static(b"BASE"));
+    let dst = Arc::new(MemoryDestination {
+        refuses_mounts: true,
+        broken_repository: Some("memory/r1".into()),
+        ..Default::default()
+    });
+    let jobs: Vec<ImageJob> = (0..4)
+        .map(|i| job("src.example/app:1", &format!("memory/r{i}")))
+        .collect();
+    let report = copy(&src, &dst, &jobs).await;
+    assert!(!report.succeeded());
+    assert_eq!(src.reads_of(&base), 2);
+    assert!(
+        dst.bad_commits.lock().unwrap().is_empty(),
+        "mismatching bytes are never committed"
+    );
+    let uploads = dst.uploads.lock().unwrap().clone();
+    assert_eq!(
+        uploads.iter().filter(|(_, d)| *d == base).count(),
+        1,
+        "only the sound first upload: {uploads:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_mount_from_the_source_repository_still_mounts_from_the_first_upload() {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg", &["base"]);
+    // the source is on the destination's registry, but its repository cannot lend the blob
+    src.tag("memory.test/src/app:1", &image);
+    let jobs: Vec<ImageJob> = (0..4)
+        .map(|i| job("memory.test/src/app:1", &format!("memory.test/r{i}")))
+        .collect();
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &jobs).await;
+    assert!(report.succeeded());
+    let base = Digest::sha256_of(b"base");
+    assert_eq!(src.reads_of(&base), 1);
+    assert_eq!(
+        dst.uploads.lock().unwrap().iter().filter(|(_, d)| *d == base).count(),
+        1,
+        "uploaded once, mounted into the other three"
+    );
 }
