@@ -504,3 +504,74 @@ fn two_images_claiming_one_tag_with_different_content_push_nothing() {
     assert!(!relmap.exists());
     assert_eq!(target.catalog(), Vec::<String>::new(), "nothing was pushed");
 }
+
+/// Copies each reference into an OCI layout with skopeo, under the name `name(reference)`.
+fn skopeo_layout(source: &TestRegistry, references: &[&str], name: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    for reference in references {
+        support::fixtures::skopeo_copy(
+            &format!("docker://{reference}"),
+            &format!("oci:{}:{}", layout.display(), name(reference)),
+            &source.skopeo_opts("src"),
+        );
+    }
+    dir
+}
+
+#[test]
+fn a_layout_skopeo_wrote_with_one_bare_tag_for_two_images_is_refused_before_any_push() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = support::populate(&source, 64 * KIB);
+    let (one, two) = (&images.oci_plain.0, &images.deep.0);
+    let layout = skopeo_layout(&source, &[one, two], |_| "v1".to_string());
+    let work = tempfile::tempdir().unwrap();
+    let tgz = work.path().join("b.tgz");
+    let bundle = bundle_json(
+        serde_json::json!({"image": one}),
+        &[("deep", serde_json::json!({"image": two}))],
+    );
+    std::fs::write(&tgz, Pack::new(&layout.path().join("layout"), bundle).tgz()).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let (run, _) = relocate_offline(&tgz, &format!("{}/x", target.host()), &relmap, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for image in [one, two] {
+        assert!(run.stderr.contains(image.as_str()), "names {image}: {}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains("skopeo copy --all --preserve-digests"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(target.catalog(), Vec::<String>::new(), "nothing was pushed");
+}
+
+#[test]
+fn a_layout_skopeo_wrote_with_full_references_relocates_each_image() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = support::populate(&source, 64 * KIB);
+    let (one, two) = (&images.oci_plain, &images.deep);
+    let layout = skopeo_layout(&source, &[&one.0, &two.0], str::to_string);
+    let work = tempfile::tempdir().unwrap();
+    let tgz = work.path().join("b.tgz");
+    let bundle = bundle_json(
+        serde_json::json!({"image": one.0}),
+        &[("deep", serde_json::json!({"image": two.0}))],
+    );
+    std::fs::write(&tgz, Pack::new(&layout.path().join("layout"), bundle).tgz()).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let (run, contacted) = relocate_offline(&tgz, &format!("{}/x", target.host()), &relmap, &[]);
+    run.assert_ok();
+    assert_eq!(contacted, 0);
+    let map = mapped(&relmap);
+    for (original, digest) in [one, two] {
+        let relocated = map[original.as_str()].as_str().unwrap();
+        assert_eq!(
+            &skopeo_digest(relocated, &target.skopeo_opts("src")),
+            digest,
+            "{original}"
+        );
+    }
+}

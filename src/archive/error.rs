@@ -3,6 +3,11 @@
 use std::path::PathBuf;
 
 use crate::limits::MAX_BUNDLE_JSON;
+use crate::reference::Digest;
+
+/// How to write a layout that names every image unambiguously.
+const FULL_REFERENCES: &str =
+    "write the layout with full references, e.g. `skopeo copy --all --preserve-digests docker://REF oci:LAYOUT:REF`";
 
 /// A thick bundle that is unreadable, unsafe, or lacks what relocation needs.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +67,7 @@ pub enum ArchiveError {
         detail: String,
     },
     /// No top-level descriptor of `index.json` matches the image.
-    #[error("image \"{image}\" is not in the thick bundle's OCI layout; searched index.json for {searched}")]
+    #[error("image \"{image}\" is not in the thick bundle's OCI layout; searched index.json for {searched}; {FULL_REFERENCES}")]
     ImageNotFound {
         /// The bundle's image string.
         image: String,
@@ -70,13 +75,34 @@ pub enum ArchiveError {
         searched: String,
     },
     /// Descriptors of `index.json` with different digests all match the image.
-    #[error("image \"{image}\" matches several different manifests in the thick bundle's index.json: {candidates}")]
+    #[error("image \"{image}\" matches several different manifests in the thick bundle's index.json: {candidates}; {FULL_REFERENCES}")]
     AmbiguousImage {
         /// The bundle's image string.
         image: String,
         /// The matching digests, comma-separated.
         candidates: String,
     },
+    /// The layout names the image only by a tag another image of the bundle also has.
+    #[error("image \"{image}\" is found in the thick bundle's index.json only by the bare tag \"{tag}\", which another image of the bundle, from another repository, also has: the tag cannot tell them apart; {FULL_REFERENCES}")]
+    BareTagShared {
+        /// The bundle's image string.
+        image: String,
+        /// The tag.
+        tag: String,
+    },
+    /// The pinned digest is in the layout, but an annotation naming the image points elsewhere.
+    #[error("image \"{image}\": the bundle pins {pin}, but index.json annotates {annotated} with the same reference; the layout contradicts the bundle")]
+    PinContradicted {
+        /// The bundle's image string.
+        image: String,
+        /// The pinned digest.
+        pin: Digest,
+        /// The digest the annotation names.
+        annotated: Digest,
+    },
+    /// Several images of the bundle cannot be relocated from the archive.
+    #[error("{} images of the bundle cannot be relocated from the thick bundle:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    Images(Vec<ArchiveError>),
     /// The manifest the archive holds for an image is not the one the bundle pins.
     #[error("image \"{image}\": the bundle pins {expected} but the archive holds {actual} for it")]
     PinMismatch {

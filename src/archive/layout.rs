@@ -17,6 +17,8 @@ use crate::reference::{Digest, Reference};
 const LAYOUT_DIR: &str = "artifacts/layout/";
 /// The annotation that names an image in `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+/// containerd's annotation with the image's full reference (`ctr image export`).
+pub const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
 /// Manifests up to this size are kept from the first pass.
 const KEEP_MANIFESTS_UP_TO: u64 = 256 * 1024;
 /// Memory for kept manifests; any beyond it are read in a later, targeted pass.
@@ -41,6 +43,28 @@ impl IndexEntry {
     fn ref_name(&self) -> Option<&str> {
         self.annotations.get(REF_NAME_ANNOTATION).map(String::as_str)
     }
+
+    /// Full references the entry is annotated with (a bare tag is not one).
+    fn full_names(&self) -> impl Iterator<Item = &str> {
+        [REF_NAME_ANNOTATION, CONTAINERD_NAME_ANNOTATION]
+            .into_iter()
+            .filter_map(|key| self.annotations.get(key).map(String::as_str))
+            .filter(|n| !is_bare_tag(n))
+    }
+}
+
+/// What a bundle image is looked up by in a thick bundle's layout.
+#[derive(Debug, Clone)]
+pub struct ImageLookup<'a> {
+    /// The bundle's image string (Porter's mapping is keyed by it).
+    pub raw: &'a str,
+    /// The image string, parsed.
+    pub reference: &'a Reference,
+    /// The digest the bundle pins besides the reference's own (`contentDigest`).
+    pub pinned: Option<&'a Digest>,
+    /// Whether a bare-tag `ref.name` may identify the image: only when no other image of the
+    /// bundle, from another repository, has the same tag.
+    pub bare_tag_allowed: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -190,57 +214,81 @@ impl ThickArchive {
         self.blobs.get(digest)
     }
 
-    /// Finds the image's top-level descriptor: by the reference's digest, then by
-    /// `contentDigest`, then (through Porter's `relocation-mapping.json` when present) by the
-    /// `org.opencontainers.image.ref.name` annotation compared after normalisation.
-    ///
-    /// `raw` is the bundle's image string (Porter's mapping is keyed by it), `pinned` the
-    /// digest the bundle pins besides the reference's own (`contentDigest`).
-    pub fn find_image(
-        &self,
-        raw: &str,
-        reference: &Reference,
-        pinned: Option<&Digest>,
-    ) -> Result<IndexEntry, ArchiveError> {
-        let mut searched = Vec::new();
-        for digest in reference.digest().into_iter().chain(pinned) {
-            if let Some(e) = self.index.iter().find(|e| &e.digest == digest) {
-                return Ok(e.clone());
-            }
-            let s = format!("a descriptor with digest {digest}");
-            if !searched.contains(&s) {
-                searched.push(s);
-            }
-        }
-        let mut names = vec![reference.clone()];
-        if let Some(location) = self.published.get(raw) {
+    /// Finds the image's top-level descriptor in `index.json`, in this order: by a pinned
+    /// digest (the reference's, then `contentDigest`); by a full reference, normalised, in
+    /// `org.opencontainers.image.ref.name` or containerd's `io.containerd.image.name` (through
+    /// Porter's `relocation-mapping.json` when present); by a bare tag, only when the lookup
+    /// allows it and exactly one descriptor carries the tag. A pin that an annotation naming
+    /// the same reference contradicts is an error, never a silent choice.
+    pub fn find_image(&self, lookup: &ImageLookup<'_>) -> Result<IndexEntry, ArchiveError> {
+        let image = || lookup.raw.to_string();
+        let mut names = vec![lookup.reference.clone()];
+        if let Some(location) = self.published.get(lookup.raw) {
             match Reference::parse_normalized(location) {
                 Ok(r) => names.insert(0, r),
                 Err(e) => tracing::warn!("relocation-mapping.json: {location}: {e}"),
             }
         }
-        let matches: Vec<&IndexEntry> = self
+        let named: Vec<&IndexEntry> = self
             .index
             .iter()
             .filter(|e| {
-                e.ref_name()
-                    .is_some_and(|n| names.iter().any(|want| ref_name_matches(n, want)))
+                e.full_names()
+                    .any(|n| names.iter().any(|want| full_name_matches(n, want)))
             })
             .collect();
+        let pins: Vec<&Digest> = lookup.reference.digest().into_iter().chain(lookup.pinned).collect();
+        for pin in &pins {
+            if let Some(found) = self.index.iter().find(|e| &e.digest == *pin) {
+                if let Some(other) = named.iter().find(|e| &e.digest != *pin) {
+                    return Err(ArchiveError::PinContradicted {
+                        image: image(),
+                        pin: (*pin).clone(),
+                        annotated: other.digest.clone(),
+                    });
+                }
+                return Ok(found.clone());
+            }
+        }
+        if !named.is_empty() {
+            return one_digest(&named).ok_or_else(|| ArchiveError::AmbiguousImage {
+                image: image(),
+                candidates: digests(&named),
+            });
+        }
+        let tag = lookup.reference.tag().unwrap_or("latest");
+        let tagged: Vec<&IndexEntry> = self
+            .index
+            .iter()
+            .filter(|e| e.ref_name().is_some_and(|n| is_bare_tag(n) && n == tag))
+            .collect();
+        if !tagged.is_empty() && lookup.reference.digest().is_none() {
+            if !lookup.bare_tag_allowed {
+                return Err(ArchiveError::BareTagShared {
+                    image: image(),
+                    tag: tag.to_string(),
+                });
+            }
+            return match tagged.as_slice() {
+                [only] => Ok((*only).clone()),
+                many => Err(ArchiveError::AmbiguousImage {
+                    image: image(),
+                    candidates: digests(many),
+                }),
+            };
+        }
+        let mut searched: Vec<String> = pins.iter().map(|d| format!("a descriptor with digest {d}")).collect();
+        searched.dedup();
         for n in &names {
-            searched.push(format!("{REF_NAME_ANNOTATION} = {n} (normalised)"));
+            searched.push(format!(
+                "{REF_NAME_ANNOTATION} or {CONTAINERD_NAME_ANNOTATION} = {n} (normalised)"
+            ));
         }
-        match matches.as_slice() {
-            [] => Err(ArchiveError::ImageNotFound {
-                image: raw.to_string(),
-                searched: searched.join(", "),
-            }),
-            [first, rest @ ..] if rest.iter().all(|e| e.digest == first.digest) => Ok((*first).clone()),
-            many => Err(ArchiveError::AmbiguousImage {
-                image: raw.to_string(),
-                candidates: many.iter().map(|e| e.digest.to_string()).collect::<Vec<_>>().join(", "),
-            }),
-        }
+        searched.push(format!("{REF_NAME_ANNOTATION} = {tag}"));
+        Err(ArchiveError::ImageNotFound {
+            image: image(),
+            searched: searched.join(", "),
+        })
     }
 
     /// A manifest from the layout, checked against `digest` and `size`.
@@ -313,12 +361,9 @@ fn blob_digest(name: &str, blob_dir: &str) -> Option<Digest> {
     format!("{alg}:{hex}").parse().ok()
 }
 
-/// `annotation` names `want`: full references compare normalised (name and tag equal, digests
-/// equal when both have one); a bare tag (other producers) compares with the tag alone.
-fn ref_name_matches(annotation: &str, want: &Reference) -> bool {
-    if !annotation.contains(['/', ':', '@']) {
-        return want.tag().unwrap_or("latest") == annotation;
-    }
+/// A full reference annotation names `want`: name and tag equal after normalisation,
+/// digests equal when both have one.
+fn full_name_matches(annotation: &str, want: &Reference) -> bool {
     match Reference::parse_normalized(annotation) {
         Ok(r) => {
             r.name() == want.name()
@@ -330,6 +375,26 @@ fn ref_name_matches(annotation: &str, want: &Reference) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// A `ref.name` that is only a tag (as umoci, skopeo and oras write it), not a reference.
+fn is_bare_tag(name: &str) -> bool {
+    !name.contains(['/', ':', '@'])
+}
+
+/// The one digest all entries share, if they do.
+fn one_digest(entries: &[&IndexEntry]) -> Option<IndexEntry> {
+    let first = entries.first()?;
+    entries
+        .iter()
+        .all(|e| e.digest == first.digest)
+        .then(|| (*first).clone())
+}
+
+fn digests(entries: &[&IndexEntry]) -> String {
+    let mut all: Vec<String> = entries.iter().map(|e| e.digest.to_string()).collect();
+    all.dedup();
+    all.join(", ")
 }
 
 impl std::fmt::Debug for ThickArchive {
@@ -362,35 +427,98 @@ mod tests {
     }
 
     #[test]
-    fn annotations_compare_after_normalisation() {
+    fn full_references_compare_after_normalisation() {
         let d = "sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4";
-        assert!(ref_name_matches(
+        let m = full_name_matches;
+        assert!(m(
             &format!("docker.io/library/hello-world@{d}"),
             &r(&format!("hello-world@{d}"))
         ));
-        assert!(ref_name_matches(
-            "docker.io/library/hello-world:latest",
-            &r("hello-world:latest")
-        ));
-        assert!(ref_name_matches(
+        assert!(m("docker.io/library/hello-world:latest", &r("hello-world:latest")));
+        assert!(m(
             "index.docker.io/library/hello-world:latest",
             &r("hello-world:latest")
         ));
-        assert!(!ref_name_matches(
-            "docker.io/library/hello-world:latest",
-            &r("hello-world:1")
-        ));
-        assert!(!ref_name_matches(
-            "docker.io/library/other:latest",
-            &r("hello-world:latest")
-        ));
-        assert!(ref_name_matches(
-            &format!("hello-world:latest@{d}"),
-            &r("hello-world:latest")
-        ));
-        // bare tags, as umoci and `oras` write them
-        assert!(ref_name_matches("v1", &r("example.com/app:v1")));
-        assert!(ref_name_matches("latest", &r("example.com/app")));
-        assert!(!ref_name_matches("v2", &r("example.com/app:v1")));
+        assert!(!m("docker.io/library/hello-world:latest", &r("hello-world:1")));
+        assert!(!m("docker.io/library/other:latest", &r("hello-world:latest")));
+        assert!(m(&format!("hello-world:latest@{d}"), &r("hello-world:latest")));
+        assert!(is_bare_tag("v1") && !is_bare_tag("app:v1"));
+    }
+
+    fn entry(n: u8, annotations: &[(&str, &str)]) -> IndexEntry {
+        IndexEntry {
+            media_type: None,
+            digest: format!("sha256:{}", format!("{n:02x}").repeat(32)).parse().unwrap(),
+            size: 1,
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn archive(index: Vec<IndexEntry>) -> ThickArchive {
+        ThickArchive {
+            path: "b.tgz".into(),
+            bundle_json: Vec::new(),
+            root: String::new(),
+            index,
+            published: BTreeMap::new(),
+            blobs: HashMap::new(),
+            manifests_in_memory: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn find(a: &ThickArchive, image: &str, pinned: Option<u8>, bare_tag_allowed: bool) -> Result<u8, String> {
+        let reference = r(image);
+        let pin: Option<Digest> = pinned.map(|n| entry(n, &[]).digest);
+        a.find_image(&ImageLookup {
+            raw: image,
+            reference: &reference,
+            pinned: pin.as_ref(),
+            bare_tag_allowed,
+        })
+        .map(|e| u8::from_str_radix(&e.digest.hex()[..2], 16).unwrap())
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lookups_that_cannot_pick_the_wrong_image() {
+        let a = archive(vec![
+            entry(1, &[(REF_NAME_ANNOTATION, "1.0")]),
+            entry(2, &[(REF_NAME_ANNOTATION, "example.com/b/two:1.0")]),
+            entry(3, &[(CONTAINERD_NAME_ANNOTATION, "docker.io/library/alpine:3.18")]),
+            entry(4, &[(REF_NAME_ANNOTATION, "latest")]),
+            entry(5, &[(REF_NAME_ANNOTATION, "dup")]),
+            entry(6, &[(REF_NAME_ANNOTATION, "dup")]),
+        ]);
+        assert_eq!(find(&a, "example.com/b/two:1.0", None, true), Ok(2), "full reference");
+        assert_eq!(find(&a, "alpine:3.18", None, true), Ok(3), "containerd's annotation");
+        assert_eq!(
+            find(&a, "example.com/a/one:1.0", None, true),
+            Ok(1),
+            "a bare tag no one else has"
+        );
+        assert_eq!(find(&a, "example.com/a/one", None, true), Ok(4), "no tag is latest");
+        let shared = find(&a, "example.com/a/one:1.0", None, false).unwrap_err();
+        assert!(
+            shared.contains("bare tag") && shared.contains("skopeo copy"),
+            "{shared}"
+        );
+        assert!(find(&a, "example.com/x:dup", None, true)
+            .unwrap_err()
+            .contains("several"));
+        assert_eq!(
+            find(&a, "example.com/a/one:1.0", Some(6), false),
+            Ok(6),
+            "a pin wins over shared tags"
+        );
+        let contradicted = find(&a, "example.com/b/two:1.0", Some(1), true).unwrap_err();
+        assert!(contradicted.contains("contradicts"), "{contradicted}");
+        let missing = find(&a, "example.com/c/three:2", None, true).unwrap_err();
+        assert!(
+            missing.contains("not in the thick bundle") && missing.contains("skopeo copy"),
+            "{missing}"
+        );
     }
 }

@@ -6,5 +6,5 @@ mod layout;
 mod tar_stream;
 
 pub use error::ArchiveError;
-pub use layout::{IndexEntry, ThickArchive, REF_NAME_ANNOTATION};
+pub use layout::{ImageLookup, IndexEntry, ThickArchive, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
 pub(crate) use tar_stream::scan_archive;

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::error::CopyError;
 use super::job::ImageJob;
 use super::source::{BlobBody, BlobRead, Source};
-use crate::archive::{scan_archive, ArchiveError, ThickArchive};
+use crate::archive::{scan_archive, ArchiveError, ImageLookup, ThickArchive};
 use crate::oci::ImageTree;
 use crate::reference::Digest;
 
@@ -36,8 +36,19 @@ impl ArchiveSource {
     /// read from any network, and nothing can be pushed before this succeeds.
     pub fn new(archive: Arc<ThickArchive>, jobs: &[ImageJob]) -> Result<ArchiveSource, ArchiveError> {
         let mut trees = HashMap::new();
+        let mut errors = Vec::new();
         for job in jobs {
-            trees.insert(job.label.clone(), tree_of(&archive, job)?);
+            match tree_of(&archive, job, bare_tag_allowed(job, jobs)) {
+                Ok(tree) => {
+                    trees.insert(job.label.clone(), tree);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.len() {
+            0 => {}
+            1 => return Err(errors.remove(0)),
+            _ => return Err(ArchiveError::Images(errors)),
         }
         Ok(ArchiveSource {
             archive,
@@ -47,8 +58,21 @@ impl ArchiveSource {
     }
 }
 
-fn tree_of(archive: &ThickArchive, job: &ImageJob) -> Result<ImageTree, ArchiveError> {
-    let entry = archive.find_image(&job.label, &job.source, job.pinned.as_ref())?;
+/// A bare tag may name the job's image only when no job from another repository has the tag.
+fn bare_tag_allowed(job: &ImageJob, jobs: &[ImageJob]) -> bool {
+    let tag = |j: &ImageJob| j.source.tag().unwrap_or("latest").to_string();
+    !jobs
+        .iter()
+        .any(|other| other.source.name() != job.source.name() && tag(other) == tag(job))
+}
+
+fn tree_of(archive: &ThickArchive, job: &ImageJob, bare_tag_allowed: bool) -> Result<ImageTree, ArchiveError> {
+    let entry = archive.find_image(&ImageLookup {
+        raw: &job.label,
+        reference: &job.source,
+        pinned: job.pinned.as_ref(),
+        bare_tag_allowed,
+    })?;
     if let Some(pinned) = &job.pinned {
         if *pinned != entry.digest {
             return Err(ArchiveError::PinMismatch {
