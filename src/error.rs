@@ -66,9 +66,11 @@ pub enum MappingFileProblem {
 }
 
 impl Error {
-    /// 2 for usage or input errors (nothing was attempted), 1 when relocation failed.
+    /// 2 for usage or input errors (nothing was pushed: images claiming one tag with
+    /// different content count as input), 1 when relocation failed.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Relocation(report) if report.failed_on_conflicts() => 2,
             Error::Relocation(_) | Error::WriteMapping { .. } => 1,
             _ => 2,
         }

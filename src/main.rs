@@ -290,13 +290,12 @@ fn summary(
     error: Option<&Error>,
     mapping_path: &Path,
 ) -> serde_json::Value {
-    let (copied, present, failed, bytes) = report.map_or((0, 0, 0, 0), |r| {
+    let (copied, present, failed) = report.map_or((0, 0, 0), |r| {
         let ok = r.images.iter().filter_map(|i| i.outcome.as_ref().ok());
         (
             ok.clone().filter(|c| !c.already_present).count(),
             ok.filter(|c| c.already_present).count(),
             r.failures().count(),
-            r.bytes_sent,
         )
     });
     serde_json::json!({
@@ -306,7 +305,9 @@ fn summary(
         "copied": copied,
         "already_present": present,
         "failed": failed,
-        "bytes_sent": bytes,
+        "bytes_sent": report.map_or(0, |r| r.bytes_sent),
+        "blobs_uploaded": report.map_or(0, |r| r.blobs_uploaded),
+        "blobs_mounted": report.map_or(0, |r| r.blobs_mounted),
         "seconds": (out.elapsed_secs() * 1000.0).round() / 1000.0,
         "relocation_mapping": error.is_none().then(|| mapping_path.display().to_string()),
         "error": error.map(|e| e.to_string()),

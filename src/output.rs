@@ -89,13 +89,19 @@ impl Output {
                 relocated,
                 digest,
                 stats,
-            } => self.line(&format!(
-                "copied  {image} → {relocated} {digest}: {} sent, {} blobs uploaded, {} mounted, {} already there",
-                human_bytes(stats.bytes_sent),
-                stats.blobs_uploaded,
-                stats.blobs_mounted,
-                stats.blobs_present
-            )),
+            } => {
+                let shared = match stats.blobs_shared {
+                    0 => String::new(),
+                    n => format!(", {n} placed by an earlier image"),
+                };
+                self.line(&format!(
+                    "copied  {image} → {relocated} {digest}: {} sent, {} blobs uploaded, {} mounted, {} already there{shared}",
+                    human_bytes(stats.bytes_sent),
+                    stats.blobs_uploaded,
+                    stats.blobs_mounted,
+                    stats.blobs_present
+                ))
+            }
             Event::ImageAlreadyPresent {
                 image,
                 relocated,

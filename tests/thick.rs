@@ -231,9 +231,7 @@ fn an_image_missing_from_the_archive_fails_before_anything_is_pushed() {
         assert_eq!(run.code, 2, "{}", run.stderr);
         assert!(
             run.stderr.contains("example.com/app/gone:3")
-                && run
-                    .stderr
-                    .contains("org.opencontainers.image.ref.name = example.com/app/gone:3"),
+                && run.stderr.contains("io.containerd.image.name = example.com/app/gone:3"),
             "names the image and what was searched: {}",
             run.stderr
         );
@@ -495,7 +493,7 @@ fn two_images_claiming_one_tag_with_different_content_push_nothing() {
     .unwrap();
     let relmap = work.path().join("relmap.json");
     let (run, _) = relocate_offline(&tgz, &format!("{}/x", target.host()), &relmap, &[]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 2, "an input error: {}", run.stderr);
     assert!(
         run.stderr.contains("claim the same tag") && run.stderr.contains(":1.0"),
         "{}",

@@ -475,6 +475,11 @@ fn an_unreachable_target_fails_naming_it_and_keeps_the_old_mapping() {
         run.stderr
     );
     assert!(run.stderr.to_lowercase().contains("connect"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("checking the target") && !run.stderr.contains("reading the source"),
+        "a target failure is labelled as one: {}",
+        run.stderr
+    );
     assert_eq!(std::fs::read_to_string(&relmap).unwrap(), "old");
     let leftovers: Vec<_> = std::fs::read_dir(work.path())
         .unwrap()
@@ -681,4 +686,56 @@ fn a_partial_rerun_mounts_shared_layers_from_images_already_there() {
     assert_eq!(run.blob_outcomes(&images.base_layer), ["mounted"], "{}", run.stdout);
     let relocated = mapped(&relmap)[&images.deep.0].as_str().unwrap().to_string();
     assert_eq!(skopeo_digest(&relocated, &target.skopeo_opts("src")), images.deep.1);
+}
+
+#[test]
+fn one_index_named_twice_is_pushed_once_without_races_and_counted_once() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 256 * KIB);
+    let (multi, digest) = &images.multi;
+    let by_digest = format!("{}@{digest}", repository_of(multi));
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &[multi],
+        &[("again", serde_json::json!({"image": by_digest}))],
+    );
+    let relmap = work.path().join("relmap.json");
+    let summary = |run: &support::Run| run.events().into_iter().find(|e| e["event"] == "summary").unwrap();
+    // The old build failed 10-22% of such runs; 40 runs all pass with a 10% failure rate
+    // only with probability 0.9^40 ≈ 1.5%.
+    const RUNS: usize = 40;
+    for i in 0..RUNS {
+        let prefix = format!("{}/run{i}", target.host());
+        let run = relocate(&bundle, &prefix, &relmap, &["--json"]);
+        run.assert_ok();
+        if i > 0 {
+            continue;
+        }
+        let total = summary(&run);
+        let per_image: u64 = run
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "image_copied")
+            .map(|e| e["bytes_sent"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            per_image,
+            total["bytes_sent"].as_u64().unwrap(),
+            "each upload charged once"
+        );
+        let uploads = run
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "blob_done" && e["outcome"]["how"] == "uploaded")
+            .count();
+        assert_eq!(total["blobs_uploaded"].as_u64().unwrap() as usize, uploads);
+        let again = relocate(&bundle, &prefix, &relmap, &["--json"]);
+        again.assert_ok();
+        let total = summary(&again);
+        for key in ["bytes_sent", "blobs_uploaded", "blobs_mounted"] {
+            assert_eq!(total[key], 0, "a second run sends nothing: {key}");
+        }
+    }
 }

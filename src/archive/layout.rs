@@ -291,6 +291,20 @@ impl ThickArchive {
         })
     }
 
+    /// Whether `index.json` has a descriptor with this digest.
+    pub fn has_top_level(&self, digest: &Digest) -> bool {
+        self.index.iter().any(|e| &e.digest == digest)
+    }
+
+    /// The digests of the descriptors whose `ref.name` is exactly the bare tag `tag`.
+    pub fn bare_tagged(&self, tag: &str) -> Vec<&Digest> {
+        self.index
+            .iter()
+            .filter(|e| e.ref_name().is_some_and(|n| is_bare_tag(n) && n == tag))
+            .map(|e| &e.digest)
+            .collect()
+    }
+
     /// A manifest from the layout, checked against `digest` and `size`.
     pub fn manifest(&self, digest: &Digest, size: u64, media_type: Option<&str>) -> Result<Manifest, ArchiveError> {
         let bytes = self.blob_bytes(digest, size)?;

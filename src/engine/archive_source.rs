@@ -38,7 +38,7 @@ impl ArchiveSource {
         let mut trees = HashMap::new();
         let mut errors = Vec::new();
         for job in jobs {
-            match tree_of(&archive, job, bare_tag_allowed(job, jobs)) {
+            match tree_of(&archive, job, bare_tag_allowed(&archive, job, jobs)) {
                 Ok(tree) => {
                     trees.insert(job.label.clone(), tree);
                 }
@@ -58,12 +58,19 @@ impl ArchiveSource {
     }
 }
 
-/// A bare tag may name the job's image only when no job from another repository has the tag.
-fn bare_tag_allowed(job: &ImageJob, jobs: &[ImageJob]) -> bool {
+/// A bare tag may name the job's image only when no image from another repository competes
+/// for the tag: one that has the same tag and is not found elsewhere in the layout by its pin.
+fn bare_tag_allowed(archive: &ThickArchive, job: &ImageJob, jobs: &[ImageJob]) -> bool {
     let tag = |j: &ImageJob| j.source.tag().unwrap_or("latest").to_string();
-    !jobs
-        .iter()
-        .any(|other| other.source.name() != job.source.name() && tag(other) == tag(job))
+    let carriers = archive.bare_tagged(&tag(job));
+    jobs.iter()
+        .filter(|other| other.source.name() != job.source.name() && tag(other) == tag(job))
+        .all(|other| {
+            other
+                .pinned
+                .as_ref()
+                .is_some_and(|pin| archive.has_top_level(pin) && !carriers.contains(&pin))
+        })
 }
 
 fn tree_of(archive: &ThickArchive, job: &ImageJob, bare_tag_allowed: bool) -> Result<ImageTree, ArchiveError> {

@@ -8,7 +8,7 @@
 //! 3. manifests, children before their index, each (repository, tag or digest) once; then the
 //!    destination is asked for each pushed reference to confirm the digest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -18,7 +18,7 @@ use super::destination::Destination;
 use super::error::{CopyError, ImageError};
 use super::job::ImageJob;
 use super::manifests::ManifestPushes;
-use super::placement::{BlobPlacements, WantedBlob};
+use super::placement::{BlobPlacements, Totals, WantedBlob};
 use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
 use super::source::Source;
 use crate::oci::ImageTree;
@@ -98,7 +98,7 @@ pub async fn copy_images<S: Source, D: Destination>(
 ) -> CopyReport {
     let concurrency = options.concurrency.max(1);
     let groups = group(jobs);
-    let resolved: Vec<Result<Resolved, Arc<CopyError>>> = stream::iter(&groups)
+    let resolved: Vec<Result<Resolved, ImageError>> = stream::iter(&groups)
         .map(|g| resolve(source, destination.as_ref(), g))
         .buffered(concurrency)
         .collect()
@@ -109,7 +109,7 @@ pub async fn copy_images<S: Source, D: Destination>(
         for o in outcomes.iter_mut().filter(|o| o.is_none()) {
             *o = Some(Err(ImageError::NotAttempted));
         }
-        return finish(&groups, outcomes, 0, reporter);
+        return finish(&groups, outcomes, Totals::default(), reporter);
     }
 
     let placements = Arc::new(BlobPlacements::new(destination.clone(), reporter.clone()));
@@ -119,7 +119,7 @@ pub async fn copy_images<S: Source, D: Destination>(
 
     let pushes = ManifestPushes::new(destination.clone());
     let pushed: Vec<Outcome> = stream::iter(groups.iter().zip(&resolved))
-        .map(|(g, r)| push_group(destination.name(), &pushes, &placements, &failed_blobs, g, r))
+        .map(|(g, r)| push_group(destination.name(), &pushes, &failed_blobs, g, r))
         .buffered(concurrency)
         .collect()
         .await;
@@ -128,26 +128,37 @@ pub async fn copy_images<S: Source, D: Destination>(
             *o = p;
         }
     }
-    finish(&groups, outcomes, placements.bytes_uploaded(), reporter)
+    charge_blobs(&placements, &groups, &resolved, &mut outcomes);
+    let totals = placements.totals();
+    finish(&groups, outcomes, totals, reporter)
 }
 
 async fn resolve<S: Source, D: Destination>(
     source: &S,
     destination: &D,
     group: &Group<'_>,
-) -> Result<Resolved, Arc<CopyError>> {
+) -> Result<Resolved, ImageError> {
     let job = group.job();
-    let held = || destination.manifest_digest(&group.repository, &group.push);
+    let held = || async {
+        destination
+            .manifest_digest(&group.repository, &group.push)
+            .await
+            .map_err(|e| ImageError::Target {
+                destination: destination.name().to_string(),
+                error: Arc::new(e),
+            })
+    };
     // A pinned image the destination holds needs no source at all (a thin re-run reads nothing).
     if let (Some(pinned), false) = (&job.pinned, source.resolves_locally()) {
         if held().await?.as_ref() == Some(pinned) {
             return Ok(Resolved::Present(pinned.clone(), None));
         }
     }
-    let tree = source.resolve(job).await?;
+    let from_source = |e: CopyError| ImageError::Source(Arc::new(e));
+    let tree = source.resolve(job).await.map_err(from_source)?;
     if let Some(pinned) = &job.pinned {
         if *pinned != tree.top.digest {
-            return Err(Arc::new(CopyError::PinMismatch {
+            return Err(from_source(CopyError::PinMismatch {
                 expected: pinned.clone(),
                 actual: tree.top.digest.clone(),
             }));
@@ -160,11 +171,7 @@ async fn resolve<S: Source, D: Destination>(
 }
 
 /// Reports what resolving found and turns failures (and tag collisions) into outcomes.
-fn report_resolved(
-    groups: &[Group],
-    resolved: &[Result<Resolved, Arc<CopyError>>],
-    reporter: &Reporter,
-) -> Vec<Outcome> {
+fn report_resolved(groups: &[Group], resolved: &[Result<Resolved, ImageError>], reporter: &Reporter) -> Vec<Outcome> {
     let mut outcomes: Vec<Outcome> = vec![None; groups.len()];
     for ((g, r), outcome) in groups.iter().zip(resolved).zip(outcomes.iter_mut()) {
         match r {
@@ -193,18 +200,18 @@ fn report_resolved(
                     });
                 }
             }
-            Err(e) => *outcome = Some(Err(ImageError::Source(e.clone()))),
+            Err(e) => *outcome = Some(Err(e.clone())),
         }
     }
     for (i, e) in tag_collisions(groups, resolved) {
-        outcomes[i] = Some(Err(ImageError::Source(e)));
+        outcomes[i] = Some(Err(ImageError::Conflict(e)));
     }
     outcomes
 }
 
 /// Groups that would push different manifests under one (repository, tag).
-fn tag_collisions(groups: &[Group], resolved: &[Result<Resolved, Arc<CopyError>>]) -> Vec<(usize, Arc<CopyError>)> {
-    let digest_of = |r: &Result<Resolved, Arc<CopyError>>| match r {
+fn tag_collisions(groups: &[Group], resolved: &[Result<Resolved, ImageError>]) -> Vec<(usize, Arc<CopyError>)> {
+    let digest_of = |r: &Result<Resolved, ImageError>| match r {
         Ok(Resolved::Present(d, _)) => Some(d.clone()),
         Ok(Resolved::Copy(t)) => Some(t.top.digest.clone()),
         Err(_) => None,
@@ -244,7 +251,7 @@ async fn lend_present_blobs<D: Destination>(
     destination: &D,
     placements: &BlobPlacements<D>,
     groups: &[Group<'_>],
-    resolved: &[Result<Resolved, Arc<CopyError>>],
+    resolved: &[Result<Resolved, ImageError>],
 ) {
     let anything_to_copy = resolved.iter().any(|r| matches!(r, Ok(Resolved::Copy(_))));
     for (g, r) in groups.iter().zip(resolved) {
@@ -268,7 +275,7 @@ fn wanted_blobs<S: Source>(
     source: &S,
     registry: Option<&str>,
     groups: &[Group<'_>],
-    resolved: &[Result<Resolved, Arc<CopyError>>],
+    resolved: &[Result<Resolved, ImageError>],
 ) -> Vec<WantedBlob> {
     let mut wanted: Vec<WantedBlob> = Vec::new();
     let mut index: HashMap<Digest, usize> = HashMap::new();
@@ -305,10 +312,9 @@ fn wanted_blobs<S: Source>(
 async fn push_group<D: Destination>(
     destination_name: &str,
     pushes: &ManifestPushes<D>,
-    placements: &BlobPlacements<D>,
     failed_blobs: &HashMap<Digest, Arc<CopyError>>,
     g: &Group<'_>,
-    r: &Result<Resolved, Arc<CopyError>>,
+    r: &Result<Resolved, ImageError>,
 ) -> Outcome {
     let Ok(Resolved::Copy(tree)) = r else {
         return None;
@@ -331,7 +337,10 @@ async fn push_group<D: Destination>(
             .map(|manifests_pushed| CopiedImage {
                 digest: tree.top.digest.clone(),
                 already_present: false,
-                stats: stats_for(placements, &g.repository, tree, manifests_pushed),
+                stats: ImageStats {
+                    manifests_pushed,
+                    ..Default::default()
+                },
             })
             .map_err(|error| ImageError::Push {
                 destination: destination_name.to_string(),
@@ -340,30 +349,38 @@ async fn push_group<D: Destination>(
     )
 }
 
-fn stats_for<D: Destination>(
+/// What each copied image cost: a blob placed in a repository is charged to the first image
+/// that needed it there; later ones count it as shared.
+fn charge_blobs<D: Destination>(
     placements: &BlobPlacements<D>,
-    repository: &str,
-    tree: &ImageTree,
-    manifests_pushed: usize,
-) -> ImageStats {
-    let mut stats = ImageStats {
-        manifests_pushed,
-        ..Default::default()
-    };
-    for b in &tree.blobs {
-        match placements.outcome(repository, &b.digest) {
-            Some(BlobOutcome::Uploaded { bytes }) => {
-                stats.blobs_uploaded += 1;
-                stats.bytes_sent += bytes;
+    groups: &[Group<'_>],
+    resolved: &[Result<Resolved, ImageError>],
+    outcomes: &mut [Outcome],
+) {
+    let mut charged: HashSet<(&str, &Digest)> = HashSet::new();
+    for ((g, r), outcome) in groups.iter().zip(resolved).zip(outcomes.iter_mut()) {
+        let (Ok(Resolved::Copy(tree)), Some(Ok(copied))) = (r, outcome) else {
+            continue;
+        };
+        let stats = &mut copied.stats;
+        for b in &tree.blobs {
+            if !charged.insert((g.repository.as_str(), &b.digest)) {
+                stats.blobs_shared += 1;
+                continue;
             }
-            Some(BlobOutcome::Mounted { .. }) => stats.blobs_mounted += 1,
-            Some(BlobOutcome::Present) | None => stats.blobs_present += 1,
+            match placements.outcome(&g.repository, &b.digest) {
+                Some(BlobOutcome::Uploaded { bytes }) => {
+                    stats.blobs_uploaded += 1;
+                    stats.bytes_sent += bytes;
+                }
+                Some(BlobOutcome::Mounted { .. }) => stats.blobs_mounted += 1,
+                Some(BlobOutcome::Present) | None => stats.blobs_present += 1,
+            }
         }
     }
-    stats
 }
 
-fn finish(groups: &[Group], outcomes: Vec<Outcome>, bytes_sent: u64, reporter: &Reporter) -> CopyReport {
+fn finish(groups: &[Group], outcomes: Vec<Outcome>, totals: Totals, reporter: &Reporter) -> CopyReport {
     let mut images = Vec::new();
     for (g, o) in groups.iter().zip(outcomes) {
         let o = o.unwrap_or(Err(ImageError::NotAttempted));
@@ -390,5 +407,10 @@ fn finish(groups: &[Group], outcomes: Vec<Outcome>, bytes_sent: u64, reporter: &
             });
         }
     }
-    CopyReport { images, bytes_sent }
+    CopyReport {
+        images,
+        bytes_sent: totals.bytes_uploaded,
+        blobs_uploaded: totals.uploaded,
+        blobs_mounted: totals.mounted,
+    }
 }

@@ -142,6 +142,17 @@ pub enum ImageError {
     /// Its manifests could not be read, or do not match what the bundle pins.
     #[error("reading the source: {0}")]
     Source(Arc<CopyError>),
+    /// The destination could not be asked whether it holds the image already.
+    #[error("checking the target {destination}: {error}")]
+    Target {
+        /// The destination's name.
+        destination: String,
+        /// Why.
+        error: Arc<CopyError>,
+    },
+    /// Another image of the run would put different content under the same tag.
+    #[error("{0}")]
+    Conflict(Arc<CopyError>),
     /// One of its blobs could not be placed.
     #[error("blob {digest} could not be copied to {destination}: {error}")]
     Blob {

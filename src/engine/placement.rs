@@ -63,6 +63,14 @@ pub(crate) struct BlobPlacements<D: Destination> {
     table: Mutex<Table>,
 }
 
+/// What a run placed: blobs uploaded (and their bytes) and blobs mounted.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Totals {
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub bytes_uploaded: u64,
+}
+
 /// How a verified send went for one repository.
 type Written<U> = (String, Result<U, CopyError>);
 
@@ -356,15 +364,19 @@ impl<D: Destination> BlobPlacements<D> {
         }
     }
 
-    /// Bytes of every committed upload.
-    pub fn bytes_uploaded(&self) -> u64 {
-        self.table()
-            .states
-            .values()
-            .map(|s| match s {
-                BlobState::Placed(BlobOutcome::Uploaded { bytes }) => *bytes,
-                _ => 0,
-            })
-            .sum()
+    /// What the destination received in all.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for state in self.table().states.values() {
+            match state {
+                BlobState::Placed(BlobOutcome::Uploaded { bytes }) => {
+                    totals.uploaded += 1;
+                    totals.bytes_uploaded += bytes;
+                }
+                BlobState::Placed(BlobOutcome::Mounted { .. }) => totals.mounted += 1,
+                _ => {}
+            }
+        }
+        totals
     }
 }

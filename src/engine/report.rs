@@ -116,6 +116,8 @@ pub struct ImageStats {
     pub blobs_mounted: usize,
     /// Blobs the repository already had.
     pub blobs_present: usize,
+    /// Blobs an earlier image of the run placed in the same repository (charged to it).
+    pub blobs_shared: usize,
     /// Manifests pushed (children and the image itself).
     pub manifests_pushed: usize,
 }
@@ -163,12 +165,24 @@ pub struct CopiedImage {
 pub struct CopyReport {
     /// One result per job, in job order.
     pub images: Vec<ImageResult>,
-    /// Blob bytes actually sent, each upload counted once (images sharing a repository share
-    /// uploads, so the per-image figures can overlap).
+    /// Blob bytes the destination received, each upload counted once.
     pub bytes_sent: u64,
+    /// Blob uploads the destination received.
+    pub blobs_uploaded: usize,
+    /// Blobs the destination mounted.
+    pub blobs_mounted: usize,
 }
 
 impl CopyReport {
+    /// Whether the run failed only because images claim one tag with different content
+    /// (an input error: nothing was pushed).
+    pub fn failed_on_conflicts(&self) -> bool {
+        use super::error::ImageError::{Conflict, NotAttempted};
+        let failures: Vec<&ImageError> = self.failures().filter_map(|f| f.outcome.as_ref().err()).collect();
+        failures.iter().any(|e| matches!(e, Conflict(_)))
+            && failures.iter().all(|e| matches!(e, Conflict(_) | NotAttempted))
+    }
+
     /// Whether every image is in the destination.
     pub fn succeeded(&self) -> bool {
         self.images.iter().all(|i| i.outcome.is_ok())
