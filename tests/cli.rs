@@ -433,22 +433,18 @@ fn truncated_archives_are_refused() {
         Entry::File("bundle.json", HELLO_BUNDLE_JSON.as_bytes().to_vec()),
         Entry::File("artifacts/layout/blobs/sha256/aa", big),
     ]);
-    // tar without its two zero blocks at the end, but a complete gzip stream
-    let mut no_marker = tar::Builder::new(Vec::new());
+    // a complete gzip stream whose tar loses data in its last entry
+    let mut short = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
-    h.set_size(HELLO_BUNDLE_JSON.len() as u64);
+    h.set_size(4096);
     h.set_cksum();
-    no_marker
-        .append_data(&mut h, "bundle.json", HELLO_BUNDLE_JSON.as_bytes())
-        .unwrap();
-    let mut tar_bytes = no_marker.into_inner().unwrap();
-    tar_bytes.truncate(512 + 512); // header + one data block, end blocks dropped
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
-    let p = write_temp(dir.path(), "nomarker.tgz", &gz.finish().unwrap());
+    short.append_data(&mut h, "bundle.json", &[b' '; 4096][..]).unwrap();
+    let mut tar_bytes = short.into_inner().unwrap();
+    tar_bytes.truncate(512 + 1024); // header + two of its eight data blocks
+    let p = write_temp(dir.path(), "short.tgz", &gzip(&tar_bytes));
     let o = dry_run(&p);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("end-of-archive"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot read thick bundle"), "{}", stderr(&o));
 
     for cut in [full.len() / 2, full.len() - 4, full.len() - 1] {
         let p = write_temp(dir.path(), "cut.tgz", &full[..cut]);
@@ -456,4 +452,51 @@ fn truncated_archives_are_refused() {
         assert_eq!(o.status.code(), Some(2), "cut at {cut}: {}", stderr(&o));
         assert!(stderr(&o).contains("cannot read thick bundle"), "{}", stderr(&o));
     }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The conformance thick bundle's tar, decompressed.
+fn hello_tar() -> Vec<u8> {
+    let mut tar = Vec::new();
+    let tgz = std::fs::read(testdata(THICK)).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&tgz[..]), &mut tar).unwrap();
+    tar
+}
+
+#[test]
+fn archives_as_producers_write_them_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar = hello_tar();
+    let expected = dry_run(&testdata(THICK));
+    assert_eq!(expected.status.code(), Some(0), "{}", stderr(&expected));
+    // the tar's own end: the last non-zero 512-byte block, then its zero blocks
+    let end = tar.chunks(512).rposition(|b| b.iter().any(|x| *x != 0)).unwrap() * 512 + 512;
+    let half = tar.len() / 2 / 512 * 512;
+    let variants = [
+        ("no end-of-archive blocks", gzip(&tar[..end])),
+        (
+            "extra end-of-archive blocks",
+            gzip(&[&tar[..], &[0u8; 8192][..]].concat()),
+        ),
+        (
+            "zero padding after the gzip stream",
+            [gzip(&tar), vec![0u8; 4096]].concat(),
+        ),
+        ("two gzip members", [gzip(&tar[..half]), gzip(&tar[half..])].concat()),
+    ];
+    for (what, bytes) in variants {
+        let p = write_temp(dir.path(), "variant.tgz", &bytes);
+        let o = dry_run(&p);
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        assert_eq!(o.stdout, expected.stdout, "{what}");
+    }
+    let p = write_temp(dir.path(), "garbage.tgz", &[gzip(&tar), b"garbage".to_vec()].concat());
+    let o = dry_run(&p);
+    assert_eq!(o.status.code(), Some(2), "data after the gzip stream: {}", stderr(&o));
+    assert!(stderr(&o).contains("after the gzip stream"), "{}", stderr(&o));
 }

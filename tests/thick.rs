@@ -573,3 +573,98 @@ fn a_layout_skopeo_wrote_with_full_references_relocates_each_image() {
         );
     }
 }
+
+/// Stores `value` as a blob of the layout; its descriptor with `media_type`.
+fn put_json(layout: &support::fixtures::Layout, media_type: &str, value: serde_json::Value) -> serde_json::Value {
+    let bytes = serde_json::to_vec(&value).unwrap();
+    let digest = layout.put_blob(&bytes);
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
+#[test]
+fn children_of_any_kind_are_copied_byte_exact_and_schema_1_is_refused_by_name() {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let target = TestRegistry::start(Mode::Plain);
+    let images = build_layout(64 * KIB);
+    let layout = &images.layout;
+    let empty = put_json(layout, "application/vnd.oci.empty.v1+json", serde_json::json!({}));
+    let statement = put_json(
+        layout,
+        "application/vnd.in-toto+json",
+        serde_json::json!({"_type": "statement"}),
+    );
+    let mut attestation = put_json(
+        layout,
+        OCI_MANIFEST,
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": empty, "layers": [statement]}),
+    );
+    attestation["platform"] = serde_json::json!({"architecture": "unknown", "os": "unknown"});
+    attestation["annotations"] = serde_json::json!({"vnd.docker.reference.type": "attestation-manifest"});
+    let artifact = put_json(
+        layout,
+        OCI_MANIFEST,
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
+            "config": empty, "layers": [statement]}),
+    );
+    let arm = layout.descriptor("arm64");
+    let nested = put_json(
+        layout,
+        OCI_INDEX,
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": arm.media_type, "digest": arm.digest, "size": arm.size}]}),
+    );
+    let amd = layout.descriptor("amd64");
+    let odd = put_json(
+        layout,
+        OCI_INDEX,
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": amd.media_type, "digest": amd.digest, "size": amd.size},
+            attestation, artifact, nested]}),
+    );
+    let odd_digest = odd["digest"].as_str().unwrap().to_string();
+    layout.add_ref("odd", OCI_INDEX, &odd_digest, odd["size"].as_u64().unwrap());
+    let signed = br#"{"schemaVersion":1,"name":"app/old","tag":"1","architecture":"amd64","fsLayers":[],"history":[],"signatures":[]}"#;
+    let old = layout.put_blob(signed);
+    layout.add_ref(
+        "old",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        &old,
+        signed.len() as u64,
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/x", target.host());
+    let tgz = work.path().join("odd.tgz");
+    let bundle = bundle_json(
+        serde_json::json!({"image": format!("example.com/app/odd@{odd_digest}")}),
+        &[],
+    );
+    std::fs::write(&tgz, Pack::new(&layout.path, bundle).tgz()).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let (run, _) = relocate_offline(&tgz, &prefix, &relmap, &[]);
+    run.assert_ok();
+    let relocated = mapped(&relmap)[&format!("example.com/app/odd@{odd_digest}")]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opts = target.skopeo_opts("src");
+    assert_eq!(skopeo_digest(&relocated, &opts), odd_digest);
+    let repository = repository_of(&relocated);
+    for child in [&attestation, &artifact, &nested] {
+        let digest = child["digest"].as_str().unwrap();
+        let raw = support::fixtures::skopeo_raw(&format!("{repository}@{digest}"), &opts);
+        assert_eq!(raw, layout.blob(digest), "child {digest} byte-exact");
+    }
+
+    let tgz = work.path().join("old.tgz");
+    let bundle = bundle_json(serde_json::json!({"image": format!("example.com/app/old@{old}")}), &[]);
+    std::fs::write(&tgz, Pack::new(&layout.path, bundle).tgz()).unwrap();
+    let (run, _) = relocate_offline(&tgz, &prefix, &work.path().join("old.json"), &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("example.com/app/old@") && run.stderr.contains("schema 1"),
+        "{}",
+        run.stderr
+    );
+}

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use tar::EntryType;
 
 use super::error::ArchiveError;
@@ -50,11 +50,7 @@ pub(crate) fn scan_archive(
         source,
     };
     let file = File::open(path).map_err(io_err)?;
-    let gunzip = MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
-    let mut archive = tar::Archive::new(EofTracker {
-        inner: gunzip,
-        eof: false,
-    });
+    let mut archive = tar::Archive::new(GzipMembers::new(BufReader::with_capacity(1 << 20, file)));
     let mut index = ArchiveIndex::default();
     let mut seen = HashSet::new();
     for entry in archive.entries().map_err(io_err)? {
@@ -104,32 +100,66 @@ pub(crate) fn scan_archive(
         io::copy(&mut entry, &mut io::sink()).map_err(io_err)?;
         index.files.push((name, size));
     }
+    // Reading to the end checks the gzip trailer (CRC and length) of every member; a tar
+    // without its end-of-archive blocks is complete when the gzip stream is.
     let mut rest = archive.into_inner();
-    if rest.eof {
-        return Err(io_err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the tar stream ends without its end-of-archive marker",
-        )));
-    }
-    // Reading to the end checks the gzip trailer (CRC and length) of every member.
     io::copy(&mut rest, &mut io::sink()).map_err(io_err)?;
     Ok(index)
 }
 
-/// Remembers whether the tar reader hit end of input: a complete archive ends with zero
-/// blocks first, so hitting EOF means the tar was cut short.
-struct EofTracker<R> {
-    inner: R,
-    eof: bool,
+/// The gzip members of a stream, decompressed one after another as gzip(1) does:
+/// concatenated members are one stream, and zero bytes after the last member (padding some
+/// writers add) are ignored. Anything else after a member is an error, and a member cut
+/// short fails on its missing trailer.
+struct GzipMembers<R: BufRead> {
+    member: Option<GzDecoder<R>>,
 }
 
-impl<R: Read> Read for EofTracker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            self.eof = true;
+impl<R: BufRead> GzipMembers<R> {
+    fn new(input: R) -> Self {
+        GzipMembers {
+            member: Some(GzDecoder::new(input)),
         }
-        Ok(n)
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            let mut input = self.member.take().expect("a member").into_inner();
+            let next = input.fill_buf()?;
+            if next.first() == Some(&0x1f) {
+                self.member = Some(GzDecoder::new(input));
+            } else {
+                skip_zero_padding(&mut input)?;
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// Consumes the rest of `input`, which must be zero bytes only.
+fn skip_zero_padding(input: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if chunk.iter().any(|b| *b != 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "unexpected data after the gzip stream",
+            ));
+        }
+        let n = chunk.len();
+        input.consume(n);
     }
 }
 

@@ -22,7 +22,10 @@ pub enum ManifestError {
         /// What its bytes hash to.
         actual: Digest,
     },
-    /// Docker schema 1 (signed, rewritten by registries) and documents of no known type.
+    /// Docker schema 1: signed and rewritten by registries, so its digest cannot be kept.
+    #[error("Docker schema 1 manifests ({0}) are not supported: registries rewrite them, so their digest cannot be kept; convert the image to schema 2 first, e.g. `skopeo copy --format v2s2 docker://REF docker://NEW-REF`, and name the converted image in the bundle")]
+    Schema1(String),
+    /// A document of no known manifest type.
     #[error("manifest media type {0} cannot be relocated (only Docker schema 2 and OCI manifests and indexes keep their digest)")]
     Unsupported(String),
     /// The document is not the JSON its media type promises.
@@ -120,7 +123,12 @@ impl Manifest {
         let media_type = match declared {
             Some(t) if [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX].contains(&t) => t.to_string(),
             Some(t) if t.starts_with("application/vnd.docker.distribution.manifest.v1") => {
-                return Err(ManifestError::Unsupported(t.to_string()))
+                return Err(ManifestError::Schema1(t.to_string()))
+            }
+            _ if schema_version(&bytes) == Some(1) => {
+                return Err(ManifestError::Schema1(
+                    declared.unwrap_or("schemaVersion 1").to_string(),
+                ))
             }
             _ => sniff_media_type(&bytes).ok_or_else(|| {
                 ManifestError::Unsupported(declared.unwrap_or("(none, and the document names none)").to_string())
@@ -158,6 +166,15 @@ impl Manifest {
             })
         }
     }
+}
+
+fn schema_version(bytes: &[u8]) -> Option<u32> {
+    #[derive(Deserialize)]
+    struct Version {
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<u32>,
+    }
+    serde_json::from_slice::<Version>(bytes).ok()?.schema_version
 }
 
 fn sniff_media_type(bytes: &[u8]) -> Option<String> {
@@ -241,7 +258,14 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(matches!(e, ManifestError::Unsupported(_)));
+        assert!(matches!(e, ManifestError::Schema1(_)));
+        assert!(e.to_string().contains("schema 1") && e.to_string().contains("skopeo copy --format v2s2"));
+        let signed = br#"{"schemaVersion":1,"name":"a","tag":"1","fsLayers":[],"signatures":[]}"#;
+        let e = Manifest::new(Bytes::from_static(signed), Some("application/json"), None).unwrap_err();
+        assert!(
+            matches!(e, ManifestError::Schema1(_)),
+            "recognised by its schemaVersion: {e}"
+        );
         assert!(Manifest::new(Bytes::from_static(b"{\"a\":1}"), None, None).is_err());
     }
 }
