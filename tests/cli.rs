@@ -500,3 +500,41 @@ fn archives_as_producers_write_them_are_read() {
     assert_eq!(o.status.code(), Some(2), "data after the gzip stream: {}", stderr(&o));
     assert!(stderr(&o).contains("after the gzip stream"), "{}", stderr(&o));
 }
+
+#[test]
+fn thousands_of_decoy_metadata_files_cost_no_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decoys.tgz");
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    let mut append = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        builder.append_data(&mut h, name, data).unwrap();
+    };
+    append("bundle.json", HELLO_BUNDLE_JSON.as_bytes());
+    for entry in hello_layout("artifacts/layout/") {
+        if let Entry::File(name, data) = entry {
+            append(name, &data);
+        }
+    }
+    // 2,000 candidates of 256 KiB (500 MiB) where metadata could be, were the bundle nested
+    let decoy = vec![b' '; 256 * 1024];
+    for i in 0..1000 {
+        append(&format!("decoy{i}/bundle.json"), &decoy);
+        append(&format!("decoy{i}/artifacts/layout/index.json"), &decoy);
+    }
+    builder.into_inner().unwrap().finish().unwrap();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_cnab-relocate"))
+        .args([path.to_str().unwrap(), "-p", "example.com/user", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let peak_kib: u64 = err.trim().lines().last().unwrap().parse().unwrap();
+    assert!(peak_kib < 150 * 1024, "peak RSS {peak_kib} KiB");
+}

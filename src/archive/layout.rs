@@ -2,7 +2,7 @@
 //! `index.json`, the list of blobs with their sizes, and the manifests, kept in memory. Configs
 //! and layers are not kept; they are streamed later.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -19,10 +19,11 @@ const LAYOUT_DIR: &str = "artifacts/layout/";
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// containerd's annotation with the image's full reference (`ctr image export`).
 pub const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
-/// Manifests up to this size are kept from the first pass.
-const KEEP_MANIFESTS_UP_TO: u64 = 256 * 1024;
-/// Memory for kept manifests; any beyond it are read in a later, targeted pass.
-const KEPT_MANIFESTS_BUDGET: usize = 32 * 1024 * 1024;
+/// Manifests up to this size (every manifest a registry accepts) are kept from the first pass.
+const KEEP_MANIFESTS_UP_TO: u64 = MAX_MANIFEST_SIZE as u64;
+/// Memory for manifests kept from the first pass; any beyond it are read in later passes,
+/// all that are missing at once.
+const KEPT_MANIFESTS_BUDGET: usize = 64 * 1024 * 1024;
 
 /// A top-level descriptor of `index.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -98,40 +99,75 @@ struct FirstPass {
     manifests: HashMap<String, Bytes>,
 }
 
-/// Whether an entry is one of the few small files that describe the bundle and its layout.
-fn is_metadata(name: &str) -> bool {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    let depth = name.split('/').count();
-    matches!(base, "bundle.json" | "relocation-mapping.json") && depth <= 2
-        || name.ends_with("artifacts/layout/index.json")
-        || name.ends_with("artifacts/layout/oci-layout")
+/// The files that describe a bundle and its layout, relative to the bundle's root.
+const METADATA: [&str; 4] = [
+    "bundle.json",
+    "relocation-mapping.json",
+    "artifacts/layout/index.json",
+    "artifacts/layout/oci-layout",
+];
+
+/// Whether an entry may be one of the [`METADATA`] files: at the archive root, or in a
+/// top-level directory (the bundle's root when it is the only one). `Some(directory)` for the
+/// latter.
+fn metadata_position(name: &str) -> Option<Option<&str>> {
+    if METADATA.contains(&name) {
+        return Some(None);
+    }
+    let (top, rest) = name.split_once('/')?;
+    METADATA.contains(&rest).then_some(Some(top))
 }
 
-/// Streams the archive once, keeping metadata and the manifests that fit in memory.
+/// Streams the archive once, keeping metadata and the manifests that fit in memory. Only
+/// files that can be the bundle's metadata are kept, so an archive full of decoys costs no
+/// memory: nested candidates are dropped as soon as a second top-level name shows the bundle
+/// cannot be inside one directory.
 fn first_pass(path: &Path) -> Result<FirstPass, ArchiveError> {
-    let mut metadata = HashMap::new();
+    let mut metadata: HashMap<String, Vec<u8>> = HashMap::new();
     let mut oversized = None;
     let mut manifests = HashMap::new();
     let mut kept = 0usize;
+    let mut only_top: Option<String> = None;
+    let mut single_top = true;
     let listing = scan_archive(path, |name, size, content| {
-        if is_metadata(name) {
-            if size > MAX_BUNDLE_JSON {
-                oversized.get_or_insert((name.to_string(), size));
-                return Ok(());
+        let top = name.split('/').next().unwrap_or(name);
+        match &only_top {
+            None => only_top = Some(top.to_string()),
+            Some(t) if single_top && t != top => {
+                single_top = false;
+                metadata.retain(|n, _| metadata_position(n) == Some(None));
             }
-            let mut buf = Vec::with_capacity(size as usize);
-            content.read_to_end(&mut buf)?;
-            metadata.insert(name.to_string(), buf);
-        } else if name.contains("artifacts/layout/blobs/")
-            && size <= KEEP_MANIFESTS_UP_TO
-            && kept + size as usize <= KEPT_MANIFESTS_BUDGET
-        {
-            let mut buf = Vec::with_capacity(size as usize);
-            content.read_to_end(&mut buf)?;
-            if looks_like_manifest(&buf) {
-                kept += buf.len();
-                manifests.insert(name.to_string(), Bytes::from(buf));
+            _ => {}
+        }
+        match metadata_position(name) {
+            Some(Some(_)) if !single_top => {}
+            Some(_) => {
+                if size > MAX_BUNDLE_JSON {
+                    oversized.get_or_insert((name.to_string(), size));
+                    return Ok(());
+                }
+                let mut buf = Vec::with_capacity(size as usize);
+                content.read_to_end(&mut buf)?;
+                metadata.insert(name.to_string(), buf);
             }
+            None if name.contains("artifacts/layout/blobs/")
+                && size <= KEEP_MANIFESTS_UP_TO
+                && kept + size as usize <= KEPT_MANIFESTS_BUDGET =>
+            {
+                // layers and most configs are told apart by their first bytes, unread
+                let mut head = [0u8; 64];
+                let n = read_up_to(content, &mut head)?;
+                if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                    let mut buf = Vec::with_capacity(size as usize);
+                    buf.extend_from_slice(&head[..n]);
+                    content.read_to_end(&mut buf)?;
+                    if looks_like_manifest(&buf) {
+                        kept += buf.len();
+                        manifests.insert(name.to_string(), Bytes::from(buf));
+                    }
+                }
+            }
+            None => {}
         }
         Ok(())
     })?;
@@ -305,59 +341,85 @@ impl ThickArchive {
             .collect()
     }
 
-    /// A manifest from the layout, checked against `digest` and `size`.
-    pub fn manifest(&self, digest: &Digest, size: u64, media_type: Option<&str>) -> Result<Manifest, ArchiveError> {
-        let bytes = self.blob_bytes(digest, size)?;
-        Manifest::new(bytes, media_type, Some(digest)).map_err(|e| ArchiveError::Layout {
+    /// A manifest from the layout, checked against `digest` and `size`, if it is in memory
+    /// (kept by the first pass or by [`load_manifests`](Self::load_manifests)); `None` when it
+    /// must be loaded first.
+    pub fn loaded_manifest(
+        &self,
+        digest: &Digest,
+        size: u64,
+        media_type: Option<&str>,
+    ) -> Result<Option<Manifest>, ArchiveError> {
+        let layout_err = |detail: String| ArchiveError::Layout {
             path: self.path.clone(),
-            detail: format!("manifest {digest}: {e}"),
-        })
-    }
-
-    fn blob_bytes(&self, digest: &Digest, size: u64) -> Result<Bytes, ArchiveError> {
-        let missing = || ArchiveError::Layout {
-            path: self.path.clone(),
-            detail: format!("blob {digest} is not in {}{LAYOUT_DIR}blobs/", self.root),
+            detail,
         };
-        let (_, archived_size) = self.blobs.get(digest).ok_or_else(missing)?;
+        let (_, archived_size) = self
+            .blobs
+            .get(digest)
+            .ok_or_else(|| layout_err(format!("blob {digest} is not in {}{LAYOUT_DIR}blobs/", self.root)))?;
         if *archived_size != size {
-            return Err(ArchiveError::Layout {
-                path: self.path.clone(),
-                detail: format!("blob {digest} is {archived_size} bytes in the archive but its descriptor says {size}"),
-            });
+            return Err(layout_err(format!(
+                "blob {digest} is {archived_size} bytes in the archive but its descriptor says {size}"
+            )));
         }
         if size > MAX_MANIFEST_SIZE as u64 {
-            return Err(ArchiveError::Layout {
-                path: self.path.clone(),
-                detail: format!("manifest {digest} is {size} bytes; over {MAX_MANIFEST_SIZE} is refused"),
-            });
+            return Err(layout_err(format!(
+                "manifest {digest} is {size} bytes; over {MAX_MANIFEST_SIZE} is refused"
+            )));
         }
-        if let Some(b) = self
+        let Some(bytes) = self
             .manifests_in_memory
             .lock()
             .expect("manifest cache lock")
             .get(digest)
-        {
-            return Ok(b.clone());
-        }
-        // not kept by the first pass (large, or over the budget): read just this one
-        let (name, _) = self.blobs.get(digest).ok_or_else(missing)?;
-        let mut found = None;
-        scan_archive(&self.path, |entry, _, content| {
-            if entry == name {
-                let mut buf = Vec::new();
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        Manifest::new(bytes, media_type, Some(digest))
+            .map(Some)
+            .map_err(|e| layout_err(format!("manifest {digest}: {e}")))
+    }
+
+    /// Reads the layout blobs `digests` into memory in one pass over the archive, however
+    /// many they are.
+    pub fn load_manifests(&self, digests: &HashSet<Digest>) -> Result<(), ArchiveError> {
+        let by_entry: HashMap<&str, &Digest> = digests
+            .iter()
+            .filter_map(|d| self.blobs.get(d).map(|(name, _)| (name.as_str(), d)))
+            .collect();
+        tracing::info!(
+            "reading {} manifest(s) from {} in one pass",
+            by_entry.len(),
+            self.path.display()
+        );
+        let mut loaded = Vec::new();
+        scan_archive(&self.path, |entry, size, content| {
+            if let Some(digest) = by_entry.get(entry).filter(|_| size <= MAX_MANIFEST_SIZE as u64) {
+                let mut buf = Vec::with_capacity(size as usize);
                 content.read_to_end(&mut buf)?;
-                found = Some(Bytes::from(buf));
+                loaded.push(((*digest).clone(), Bytes::from(buf)));
             }
             Ok(())
         })?;
-        let bytes = found.ok_or_else(missing)?;
         self.manifests_in_memory
             .lock()
             .expect("manifest cache lock")
-            .insert(digest.clone(), bytes.clone());
-        Ok(bytes)
+            .extend(loaded);
+        Ok(())
     }
+}
+
+fn read_up_to(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Manifests and indexes are JSON objects with `schemaVersion`; configs and layers are not,

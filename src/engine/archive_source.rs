@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use super::error::CopyError;
 use super::job::ImageJob;
 use super::source::{BlobBody, BlobRead, Source};
-use crate::archive::{scan_archive, ArchiveError, ImageLookup, ThickArchive};
-use crate::oci::ImageTree;
+use crate::archive::{scan_archive, ArchiveError, ImageLookup, IndexEntry, ThickArchive};
+use crate::oci::{ImageTree, TreeError};
 use crate::reference::Digest;
 
 /// Size of the chunks blob bytes are handed on in.
@@ -31,19 +31,50 @@ pub struct ArchiveSource {
     passes: AtomicUsize,
 }
 
+/// Rounds of loading manifests that are not in memory: one per level of index nesting.
+const MAX_LOAD_ROUNDS: usize = 8;
+
 impl ArchiveSource {
     /// Finds every job's image in the archive's layout and checks it is complete. Nothing is
-    /// read from any network, and nothing can be pushed before this succeeds.
+    /// read from any network, and nothing can be pushed before this succeeds. Manifests the
+    /// first pass did not keep are read in one pass per level of nesting, never one each.
     pub fn new(archive: Arc<ThickArchive>, jobs: &[ImageJob]) -> Result<ArchiveSource, ArchiveError> {
         let mut trees = HashMap::new();
         let mut errors = Vec::new();
+        let mut entries = Vec::new();
         for job in jobs {
-            match tree_of(&archive, job, bare_tag_allowed(&archive, job, jobs)) {
-                Ok(tree) => {
-                    trees.insert(job.label.clone(), tree);
-                }
+            match find(&archive, job, jobs) {
+                Ok(entry) => entries.push((job, entry)),
                 Err(e) => errors.push(e),
             }
+        }
+        let mut pending = entries;
+        for _ in 0..MAX_LOAD_ROUNDS {
+            let mut missing = HashSet::new();
+            pending.retain(|(job, entry)| match tree_of(&archive, job, entry) {
+                Ok(tree) => {
+                    trees.insert(job.label.clone(), tree);
+                    false
+                }
+                Err(Built::Missing(d)) => {
+                    missing.insert(d);
+                    true
+                }
+                Err(Built::Invalid(e)) => {
+                    errors.push(e);
+                    false
+                }
+            });
+            if missing.is_empty() {
+                break;
+            }
+            archive.load_manifests(&missing)?;
+        }
+        for (job, _) in pending {
+            errors.push(ArchiveError::Layout {
+                path: archive.path.clone(),
+                detail: format!("image \"{}\": its indexes nest too deeply", job.label),
+            });
         }
         match errors.len() {
             0 => {}
@@ -73,33 +104,63 @@ fn bare_tag_allowed(archive: &ThickArchive, job: &ImageJob, jobs: &[ImageJob]) -
         })
 }
 
-fn tree_of(archive: &ThickArchive, job: &ImageJob, bare_tag_allowed: bool) -> Result<ImageTree, ArchiveError> {
+/// The job's top-level descriptor, checked against its pin.
+fn find(archive: &ThickArchive, job: &ImageJob, jobs: &[ImageJob]) -> Result<IndexEntry, ArchiveError> {
     let entry = archive.find_image(&ImageLookup {
         raw: &job.label,
         reference: &job.source,
         pinned: job.pinned.as_ref(),
-        bare_tag_allowed,
+        bare_tag_allowed: bare_tag_allowed(archive, job, jobs),
     })?;
-    if let Some(pinned) = &job.pinned {
-        if *pinned != entry.digest {
-            return Err(ArchiveError::PinMismatch {
-                image: job.label.clone(),
-                expected: pinned.to_string(),
-                actual: entry.digest.to_string(),
-            });
+    match &job.pinned {
+        Some(pinned) if *pinned != entry.digest => Err(ArchiveError::PinMismatch {
+            image: job.label.clone(),
+            expected: pinned.to_string(),
+            actual: entry.digest.to_string(),
+        }),
+        _ => Ok(entry),
+    }
+}
+
+/// Why a tree could not be built yet.
+#[derive(Debug)]
+enum Built {
+    /// A manifest of it is not in memory: load it and try again.
+    Missing(Digest),
+    Invalid(ArchiveError),
+}
+
+impl std::fmt::Display for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Built::Missing(d) => write!(f, "manifest {d} is not loaded"),
+            Built::Invalid(e) => write!(f, "{e}"),
         }
     }
-    let in_image = |detail: String| ArchiveError::Layout {
-        path: archive.path.clone(),
-        detail: format!("image \"{}\": {detail}", job.label),
+}
+
+/// The image's tree from the manifests in memory; `Missing` names one that is not.
+fn tree_of(archive: &ThickArchive, job: &ImageJob, entry: &IndexEntry) -> Result<ImageTree, Built> {
+    let in_image = |detail: String| {
+        Built::Invalid(ArchiveError::Layout {
+            path: archive.path.clone(),
+            detail: format!("image \"{}\": {detail}", job.label),
+        })
     };
-    let top = archive
-        .manifest(&entry.digest, entry.size, entry.media_type.as_deref())
-        .map_err(|e| in_image(e.to_string()))?;
+    let loaded =
+        |digest: &Digest, size, media_type: Option<&str>| match archive.loaded_manifest(digest, size, media_type) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(Built::Missing(digest.clone())),
+            Err(e) => Err(in_image(e.to_string())),
+        };
+    let top = loaded(&entry.digest, entry.size, entry.media_type.as_deref())?;
     let tree = run_without_waiting(ImageTree::build(top, |d| {
-        std::future::ready(archive.manifest(&d.digest, d.size, Some(&d.media_type)))
+        std::future::ready(loaded(&d.digest, d.size, Some(&d.media_type)))
     }))
-    .map_err(|e| in_image(e.to_string()))?;
+    .map_err(|e| match e {
+        TreeError::Fetch(built) => built,
+        other => in_image(other.to_string()),
+    })?;
     for blob in &tree.blobs {
         match archive.blob_entry(&blob.digest) {
             None => return Err(in_image(format!("blob {} is missing from the archive", blob.digest))),
