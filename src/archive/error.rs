@@ -100,6 +100,14 @@ pub enum ArchiveError {
         /// The digest the annotation names.
         annotated: Digest,
     },
+    /// Something of one image's tree is wrong in the layout.
+    #[error("image \"{image}\": {source}")]
+    InImage {
+        /// The bundle's image string.
+        image: String,
+        /// What is wrong.
+        source: Box<ArchiveError>,
+    },
     /// Several images of the bundle cannot be relocated from the archive.
     #[error("{} images of the bundle cannot be relocated from the thick bundle:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
     Images(Vec<ArchiveError>),

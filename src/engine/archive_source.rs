@@ -151,7 +151,10 @@ fn tree_of(archive: &ThickArchive, job: &ImageJob, entry: &IndexEntry) -> Result
         |digest: &Digest, size, media_type: Option<&str>| match archive.loaded_manifest(digest, size, media_type) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(Built::Missing(digest.clone())),
-            Err(e) => Err(in_image(e.to_string())),
+            Err(e) => Err(Built::Invalid(ArchiveError::InImage {
+                image: job.label.clone(),
+                source: Box::new(e),
+            })),
         };
     let top = loaded(&entry.digest, entry.size, entry.media_type.as_deref())?;
     let tree = run_without_waiting(ImageTree::build(top, |d| {
