@@ -52,6 +52,10 @@ pub enum MappingFileProblem {
     /// The path is a directory.
     #[error("it is a directory")]
     IsDirectory,
+    /// The path is a FIFO, a device (such as `/dev/null`) or a socket, which renaming a
+    /// file over would replace.
+    #[error("it is not a regular file (a FIFO, device or socket); give the path of a file")]
+    NotARegularFile,
     /// The path is the bundle.
     #[error("that is the bundle itself, which is never changed")]
     IsTheBundle,

@@ -21,26 +21,37 @@ impl RelocationMapping {
     }
 
     /// Writes the mapping atomically: a temporary file in the same directory, synced, then
-    /// renamed over `path`, so readers see the old file or the new one, never a part.
+    /// renamed over `path`, and the directory synced, so readers see the old file or the new
+    /// one, never a part. A file it replaces keeps its mode; a new one gets what the umask
+    /// allows, as any file created by a program.
     pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
+        };
+        let permissions = match std::fs::metadata(path) {
+            Ok(existing) => existing.permissions(),
+            Err(_) => new_file_permissions(dir)?,
         };
         let mut tmp = tempfile::Builder::new()
             .prefix(".relmap-")
             .suffix(".tmp")
             .tempfile_in(dir)?;
         tmp.write_all(&self.to_json())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        }
+        tmp.as_file().set_permissions(permissions)?;
         tmp.as_file().sync_all()?;
         tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        std::fs::File::open(dir)?.sync_all()
     }
+}
+
+/// The permissions a file newly created in `dir` gets (`0666` less the umask): learnt from a
+/// probe file, since the umask cannot be read without changing it.
+fn new_file_permissions(dir: &Path) -> std::io::Result<std::fs::Permissions> {
+    let probe = tempfile::Builder::new().prefix(".relmap-mode-").make_in(dir, |p| {
+        std::fs::OpenOptions::new().write(true).create_new(true).open(p)
+    })?;
+    probe.as_file().metadata().map(|m| m.permissions())
 }
 
 impl FromIterator<(String, String)> for RelocationMapping {

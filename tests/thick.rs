@@ -668,3 +668,57 @@ fn children_of_any_kind_are_copied_byte_exact_and_schema_1_is_refused_by_name() 
         run.stderr
     );
 }
+
+#[test]
+fn the_mapping_file_gets_the_umask_keeps_its_mode_and_is_never_a_device() {
+    use std::os::unix::fs::PermissionsExt;
+    let target = TestRegistry::start(Mode::Plain);
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/conformance/thick-hello-world.tgz");
+    let work = tempfile::tempdir().unwrap();
+    let prefix = format!("{}/modes", target.host());
+    let relocate_with_umask = |umask: &str, relmap: &Path| {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$1\" -p \"$2\" -m \"$3\" -q",))
+            .args([
+                support::bin(),
+                bundle.to_str().unwrap(),
+                &prefix,
+                relmap.to_str().unwrap(),
+            ])
+            .env("DOCKER_CONFIG", work.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::metadata(relmap).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(relocate_with_umask("077", &work.path().join("private.json")), 0o600);
+    assert_eq!(relocate_with_umask("022", &work.path().join("shared.json")), 0o644);
+    let existing = work.path().join("existing.json");
+    std::fs::write(&existing, "old").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(
+        relocate_with_umask("022", &existing),
+        0o640,
+        "a replaced file keeps its mode"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 3, "no temporary files: {leftovers:?}");
+
+    let fifo = work.path().join("fifo");
+    support::fixtures::run(std::process::Command::new("mkfifo").arg(&fifo));
+    let unreachable = "127.0.0.1:1/x";
+    for special in [Path::new("/dev/null"), fifo.as_path()] {
+        let (run, _) = relocate_offline(&bundle, unreachable, special, &[]);
+        assert_eq!(run.code, 2, "{}: {}", special.display(), run.stderr);
+        assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        Path::new("/dev/null").metadata().unwrap().file_type().is_char_device(),
+        "/dev/null untouched"
+    );
+}

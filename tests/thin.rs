@@ -739,3 +739,133 @@ fn one_index_named_twice_is_pushed_once_without_races_and_counted_once() {
         }
     }
 }
+
+#[test]
+fn a_mount_refused_with_any_client_error_falls_back_to_an_upload() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.oci_plain.0],
+        &[("d", serde_json::json!({"image": images.deep.0}))],
+    );
+    for status in [401, 403, 404, 405] {
+        let proxy = Proxy::start(&format!("http://{}", target.host()));
+        proxy.add(Rule {
+            method: "POST",
+            path_contains: "mount=".into(),
+            fault: Fault::Status(status, None),
+            times: usize::MAX,
+        });
+        let relmap = work.path().join(format!("relmap-{status}.json"));
+        let run = relocate(
+            &bundle,
+            &format!("{}/refused{status}", proxy.host()),
+            &relmap,
+            &["--json"],
+        );
+        run.assert_ok();
+        assert!(proxy.count("POST", "mount=") >= 1, "{status}: a mount was asked for");
+        assert_eq!(
+            run.blob_outcomes(&images.base_layer),
+            ["uploaded", "uploaded"],
+            "{status}"
+        );
+        let map = mapped(&relmap);
+        for (original, digest) in [&images.oci_plain, &images.deep] {
+            assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
+        }
+    }
+}
+
+#[test]
+fn a_manifest_head_without_its_digest_header_is_read_instead() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "HEAD",
+        path_contains: "/manifests/".into(),
+        fault: Fault::StripResponseHeader("docker-content-digest"),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.multi.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let prefix = format!("{}/nodigest", proxy.host());
+    relocate(&bundle, &prefix, &relmap, &[]).assert_ok();
+    assert!(proxy.count("HEAD", "/manifests/") >= 1);
+    let relocated = mapped(&relmap)[&images.multi.0].as_str().unwrap().to_string();
+    assert_eq!(skopeo_digest(&relocated, &proxy_opts()), images.multi.1);
+    let again = relocate(&bundle, &prefix, &relmap, &["--json"]);
+    again.assert_ok();
+    assert_eq!(again.count_events("image_already_present"), 1, "{}", again.stdout);
+}
+
+#[test]
+fn an_unreachable_target_fails_fast_for_any_number_of_images_without_colours() {
+    let source = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let all = images.all();
+    let keyed: Vec<(String, serde_json::Value)> = all
+        .iter()
+        .chain(all.iter())
+        .enumerate()
+        .map(|(i, (r, d))| (format!("i{i}"), serde_json::json!({"image": format!("{r}@{d}")})))
+        .collect();
+    let keyed: Vec<(&str, serde_json::Value)> = keyed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let bundle = write_bundle(work.path(), &[&all[0].0], &keyed);
+    let started = std::time::Instant::now();
+    let run = relocate(
+        &bundle,
+        &format!("127.0.0.1:{closed_port}/x"),
+        &work.path().join("relmap.json"),
+        &["-vv"],
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(took < std::time::Duration::from_secs(15), "{took:?} for 11 images");
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "no escape sequences into a pipe: {:?}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_registry_that_answers_503_to_its_ping_is_reported_as_such() {
+    let target = TestRegistry::start(Mode::Plain);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: "/v2/".into(),
+        fault: Fault::Status(503, None),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &["example.com/never/read@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540"],
+        &[],
+    );
+    let run = relocate(
+        &bundle,
+        &format!("{}/x", proxy.host()),
+        &work.path().join("relmap.json"),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("503") && !run.stderr.contains("TLS"),
+        "{}",
+        run.stderr
+    );
+}

@@ -189,8 +189,13 @@ fn check_mapping_file(path: &Path, bundle: &Path) -> Result<(), Error> {
         path: path.to_path_buf(),
         problem,
     };
-    if path.is_dir() {
-        return Err(fail(MappingFileProblem::IsDirectory));
+    if let Ok(existing) = std::fs::metadata(path) {
+        if existing.is_dir() {
+            return Err(fail(MappingFileProblem::IsDirectory));
+        }
+        if !existing.is_file() {
+            return Err(fail(MappingFileProblem::NotARegularFile));
+        }
     }
     if let (Ok(a), Ok(b)) = (path.canonicalize(), bundle.canonicalize()) {
         if a == b {

@@ -44,6 +44,7 @@ impl Destination for RegistryDestination {
     async fn mount_blob(&self, repository: &str, digest: &Digest, from: &str) -> Result<Mount<Url>, CopyError> {
         Ok(match self.registry.mount_blob(repository, digest, from).await? {
             MountOutcome::Mounted => Mount::Mounted,
+            MountOutcome::Refused => Mount::Refused(None),
             MountOutcome::Upload(session) => {
                 tracing::debug!("{}: mount of {digest} from {from} refused; uploading", self.name());
                 Mount::Refused(Some(session))

@@ -68,7 +68,7 @@ pub struct Registry {
     policy: SchemePolicy,
     http: reqwest::Client,
     retry: RetryPolicy,
-    endpoint: OnceCell<Endpoint>,
+    endpoint: OnceCell<Result<Endpoint, RegistryError>>,
 }
 
 /// Result of asking the registry to mount a blob from another repository.
@@ -77,6 +77,8 @@ pub enum MountOutcome {
     Mounted,
     /// The registry did not mount and opened an upload session instead.
     Upload(Url),
+    /// The registry refused the mount (401, 403, 404, 405, or a 201 for another digest).
+    Refused,
 }
 
 impl Registry {
@@ -85,9 +87,14 @@ impl Registry {
         &self.domain
     }
 
-    /// Pings `/v2/` once per run to learn the scheme and the auth challenge.
+    /// Pings `/v2/` once per run to learn the scheme and the auth challenge. A registry that
+    /// cannot be reached is not tried again for every request: its failure is kept too.
     async fn endpoint(&self) -> Result<&Endpoint, RegistryError> {
-        self.endpoint.get_or_try_init(|| self.discover()).await
+        self.endpoint
+            .get_or_init(|| self.discover())
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     async fn discover(&self) -> Result<Endpoint, RegistryError> {
@@ -108,6 +115,9 @@ impl Registry {
                     tracing::debug!("{}: HTTPS failed ({https_error}); using plain HTTP", self.domain);
                     return Ok(self.make_endpoint(http, credential, challenge));
                 }
+                // a failing server answering over HTTP says more than the failed TLS handshake
+                // before it (a 503 is no TLS error); a 400 is an HTTPS server refusing HTTP
+                Err(e @ RegistryError::Status { status, .. }) if status >= 500 || status == 429 => return Err(e),
                 Err(e) => tracing::debug!("{}: plain HTTP failed too: {e}", self.domain),
             }
         }
@@ -286,7 +296,8 @@ impl Registry {
                 .parse()
                 .map(Some)
                 .map_err(|e| self.protocol(format!("{op}: bad Docker-Content-Digest: {e}"))),
-            None => Err(self.protocol(format!("{op}: the registry sent no Docker-Content-Digest"))),
+            // the header is optional: the manifest itself says what it is
+            None => Ok(Some(self.get_manifest(repository, selector).await?.digest)),
         }
     }
 
@@ -368,20 +379,41 @@ impl Registry {
         let path = format!("v2/{repository}/blobs/uploads/");
         let scopes = [repository_scope(repository, true), repository_scope(from, false)];
         let digest_s = digest.to_string();
-        let response = self
+        let sent = self
             .send(&op, &scopes, |http, base| {
                 http.post(base.join(&path).expect("valid path"))
                     .query(&[("mount", digest_s.as_str()), ("from", from)])
                     .header(CONTENT_LENGTH, 0)
             })
-            .await?;
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            // no access to the origin repository: the upload asks for what it needs itself
+            Err(e @ RegistryError::Auth { .. }) => {
+                tracing::debug!("{}: {op}: {e}; uploading instead", self.domain);
+                return Ok(MountOutcome::Refused);
+            }
+            Err(e) => return Err(e),
+        };
         match response.status() {
-            StatusCode::CREATED => Ok(MountOutcome::Mounted),
+            // trusted only for the digest asked for
+            StatusCode::CREATED => match header_str(response.headers(), "docker-content-digest") {
+                Some(d) if d != digest_s => {
+                    tracing::warn!("{}: {op}: answered 201 for {d}; uploading instead", self.domain);
+                    Ok(MountOutcome::Refused)
+                }
+                _ => Ok(MountOutcome::Mounted),
+            },
             StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&op, &response).await?)),
+            // a mount is only an optimisation: any refusal means the bytes are sent instead
+            s if s.is_client_error() => {
+                tracing::debug!("{}: {op}: refused with {s}; uploading instead", self.domain);
+                Ok(MountOutcome::Refused)
+            }
             _ => self
-                .expect_success(&op, response, &[])
+                .expect_success(&op, response, &[StatusCode::CREATED, StatusCode::ACCEPTED])
                 .await
-                .map(|_| MountOutcome::Mounted),
+                .map(|_| MountOutcome::Refused),
         }
     }
 

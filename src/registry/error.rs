@@ -4,7 +4,7 @@ use crate::oci::ManifestError;
 
 /// A failed registry operation. Messages name the registry and the operation and carry the
 /// registry's own error text; they never carry credentials or tokens.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
     /// The request could not be sent or its answer not read (connection, TLS, timeout).

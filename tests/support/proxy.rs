@@ -24,6 +24,8 @@ pub enum Fault {
     DropAfter(usize),
     /// Forward, flipping one byte of the response body.
     Corrupt,
+    /// Forward, leaving this header out of the response.
+    StripResponseHeader(&'static str),
     /// Forward without the query string (turns a mount request into a plain upload start,
     /// as a registry that will not mount answers it).
     StripQuery,
@@ -193,6 +195,9 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
     record(status, fault.is_some());
     let mut builder = Response::builder().status(status);
     for (k, v) in resp.headers() {
+        if matches!(&fault, Some(Fault::StripResponseHeader(h)) if k.as_str().eq_ignore_ascii_case(h)) {
+            continue;
+        }
         builder = builder.header(k, v);
     }
     let stream = resp.bytes_stream().map_err(|e| Box::new(e) as BoxError);
