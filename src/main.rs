@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use cnab_relocate::engine::CopyOptions;
-use cnab_relocate::registry::RegistryOptions;
+use cnab_relocate::registry::{RegistryOptions, RetryPolicy};
 use cnab_relocate::{CopyReport, Error, Event, PlannedRelocation, RelocateOptions, Relocation};
 use output::{human_bytes, Mode, Output};
 
@@ -122,6 +122,16 @@ struct RegistryArgs {
     /// Docker does.
     #[arg(long, value_name = "HOST[:PORT]")]
     insecure_registry: Vec<String>,
+
+    /// Seconds a request may make no progress (no connection, no byte received) before it
+    /// fails and is tried again. A slow transfer that keeps moving is never cut.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+
+    /// How many times a request that may heal (connection lost, 408, 429, 5xx) is tried
+    /// again; the default rides out an outage of half a minute.
+    #[arg(long, value_name = "N", default_value_t = 9, value_parser = clap::value_parser!(u32).range(0..=100))]
+    retry_times: u32,
 }
 
 fn main() -> ExitCode {
@@ -244,16 +254,21 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
 }
 
 fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
+    let retry = RetryPolicy {
+        max_attempts: args.registry.retry_times + 1,
+        ..Default::default()
+    };
     RelocateOptions {
         registry: RegistryOptions {
             ca_cert_paths: args.registry.ca_cert_path.clone(),
             skip_tls_verify: args.registry.skip_tls_verify,
             insecure_registries: args.registry.insecure_registry.clone(),
-            ..Default::default()
+            timeout: Some(std::time::Duration::from_secs(args.registry.timeout)),
+            retry: retry.clone(),
         },
         copy: CopyOptions {
             concurrency: usize::from(args.concurrency),
-            ..Default::default()
+            retry,
         },
     }
 }

@@ -545,7 +545,12 @@ fn persistent_server_errors_fail_with_the_registrys_message() {
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
-    let run = relocate(&bundle, &format!("{}/x", proxy.host()), &relmap, &[]);
+    let run = relocate(
+        &bundle,
+        &format!("{}/x", proxy.host()),
+        &relmap,
+        &["--retry-times", "4"],
+    );
     assert_eq!(run.code, 1);
     assert!(
         run.stderr.contains("HTTP 503") && run.stderr.contains("injected fault 503"),
@@ -564,7 +569,11 @@ fn persistent_server_errors_fail_with_the_registrys_message() {
         run.stderr
     );
     assert!(!relmap.exists());
-    assert_eq!(proxy.count("PUT", "/manifests/"), 5, "bounded retries");
+    assert_eq!(
+        proxy.count("PUT", "/manifests/"),
+        5,
+        "--retry-times 4: five attempts, not nested"
+    );
 }
 
 #[test]
@@ -856,11 +865,12 @@ fn a_registry_that_answers_503_to_its_ping_is_reported_as_such() {
         &["example.com/never/read@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540"],
         &[],
     );
+    let relmap = work.path().join("relmap.json");
     let run = relocate(
         &bundle,
         &format!("{}/x", proxy.host()),
-        &work.path().join("relmap.json"),
-        &[],
+        &relmap,
+        &["--retry-times", "2"],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
@@ -868,4 +878,92 @@ fn a_registry_that_answers_503_to_its_ping_is_reported_as_such() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn endless_bodies_from_a_registry_are_not_read_to_their_end() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    for (status, needle) in [(200, "larger than"), (404, "xxxx")] {
+        let proxy = Proxy::start(&format!("http://{}", source.host()));
+        proxy.add(Rule {
+            method: "GET",
+            path_contains: "/manifests/".into(),
+            fault: Fault::Endless(status),
+            times: usize::MAX,
+        });
+        let reference = images.oci_plain.0.replace(&source.host(), &proxy.host());
+        let bundle = write_bundle(work.path(), &[&reference], &[]);
+        let relmap = work.path().join("relmap.json");
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(support::bin())
+            .args([bundle.to_str().unwrap(), "-p", &format!("{}/x", target.host())])
+            .args(["-m", relmap.to_str().unwrap()])
+            .env("DOCKER_CONFIG", work.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{status}: {stderr}");
+        assert!(stderr.contains(needle), "{status}: {stderr}");
+        let peak_kib: u64 = stderr.trim().lines().last().unwrap().parse().unwrap();
+        assert!(peak_kib < 100 * 1024, "{status}: peak RSS {peak_kib} KiB");
+    }
+}
+
+#[test]
+fn a_thirty_second_outage_of_the_target_mid_run_is_ridden_out() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 256 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    // every request after the 12th gets 503 for 30 s: pings, HEADs, POSTs, PATCHes, PUTs
+    proxy.outage_after(12, std::time::Duration::from_secs(30));
+    let work = tempfile::tempdir().unwrap();
+    let all = images.all();
+    let others: Vec<(String, serde_json::Value)> = all[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| (format!("i{i}"), serde_json::json!({"image": r})))
+        .collect();
+    let others: Vec<(&str, serde_json::Value)> = others.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let bundle = write_bundle(work.path(), &[&all[0].0], &others);
+    let relmap = work.path().join("relmap.json");
+    let run = relocate(&bundle, &format!("{}/outage", proxy.host()), &relmap, &[]);
+    run.assert_ok();
+    assert!(
+        proxy.log().iter().filter(|l| l.faulted).count() > 1,
+        "the outage happened"
+    );
+    let map = mapped(&relmap);
+    for (original, digest) in &all {
+        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
+    }
+}
+
+#[test]
+fn a_registry_that_never_answers_fails_within_the_timeout() {
+    let source = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    // accepts every connection and never says a word
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let started = std::time::Instant::now();
+    let run = relocate(&bundle, &format!("{host}/x"), &relmap, &["--timeout", "2"]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+    assert!(run.stderr.contains(&host), "{}", run.stderr);
+    assert!(!relmap.exists());
 }

@@ -12,7 +12,10 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::credentials::Credential;
 use super::error::RegistryError;
-use super::response::{error_chain, error_message, is_retryable_error};
+use super::response::{error_chain, error_message, is_retryable_error, read_at_most};
+
+/// Largest token answer read (real ones are a few KiB).
+const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 
 /// What the registry asked for.
@@ -298,9 +301,15 @@ impl Authenticator {
                     "token service {realm} answered {status}: {body}{hint}"
                 )));
             }
-            let parsed: TokenResponse = response
-                .json()
+            let body = read_at_most(response, MAX_TOKEN_RESPONSE)
                 .await
+                .map_err(|e| auth_err(format!("token service {realm}: {}", error_chain(&e))))?
+                .ok_or_else(|| {
+                    auth_err(format!(
+                        "token service {realm} sent more than {MAX_TOKEN_RESPONSE} bytes"
+                    ))
+                })?;
+            let parsed: TokenResponse = serde_json::from_slice(&body)
                 .map_err(|e| auth_err(format!("token service {realm} sent an unreadable answer: {e}")))?;
             let token = parsed
                 .token

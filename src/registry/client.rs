@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 use super::auth::{repository_scope, Authenticator, Challenge};
 use super::credentials;
 use super::error::RegistryError;
-use super::response::{error_chain, error_message, header_str, is_retryable_error};
+use super::response::{error_chain, error_message, header_str, is_retryable_error, read_at_most};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use super::transport::{api_host, RegistryOptions, SchemePolicy};
 use crate::limits::MAX_MANIFEST_SIZE;
@@ -148,6 +148,7 @@ impl Registry {
         let mut attempt = 0;
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
+            let last_contact_try = attempt + 1 >= self.retry.first_contact_attempts;
             match self.http.get(url.clone()).send().await {
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                     return Challenge::from_headers(r.headers()).ok_or_else(|| {
@@ -166,7 +167,13 @@ impl Registry {
                         operation: format!("GET {url} (is this a registry?)"),
                         status: status.as_u16(),
                         message,
+                        retryable: false,
                     });
+                }
+                // never connected or never answered: a registry that is down, absent or hung
+                // fails the run quickly
+                Err(e) if (e.is_connect() || e.is_timeout()) && last_contact_try => {
+                    return Err(self.transport(&format!("GET {url}"), &e))
                 }
                 Err(e) if !last && is_retryable_error(&e) => {
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
@@ -202,7 +209,8 @@ impl Registry {
                     attempt += 1;
                     continue;
                 }
-                Err(e) => return Err(self.transport(operation, &e)),
+                // this request's attempts are spent: trying the transfer again would multiply them
+                Err(e) => return Err(self.transport(operation, &e).attempts_spent()),
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
@@ -210,8 +218,10 @@ impl Registry {
                 reauthenticated = true;
                 continue;
             }
-            if is_retryable_status(status) && !last {
-                let wait = self.retry.delay(attempt, retry_after(response.headers()));
+            let asked = retry_after(response.headers());
+            let too_long = asked.is_some_and(|d| d > self.retry.max_retry_after);
+            if is_retryable_status(status) && !last && !too_long {
+                let wait = self.retry.delay(attempt, asked);
                 tracing::debug!("{}: {operation}: {status} (retrying in {wait:?})", self.domain);
                 tokio::time::sleep(wait).await;
                 attempt += 1;
@@ -260,7 +270,10 @@ impl Registry {
         if response.content_length().is_some_and(|n| n > MAX_MANIFEST_SIZE as u64) {
             return Err(self.protocol(format!("{op}: manifest larger than {MAX_MANIFEST_SIZE} bytes")));
         }
-        let bytes = response.bytes().await.map_err(|e| self.transport(&op, &e))?;
+        let bytes = read_at_most(response, MAX_MANIFEST_SIZE)
+            .await
+            .map_err(|e| self.transport(&op, &e))?
+            .ok_or_else(|| self.protocol(format!("{op}: manifest larger than {MAX_MANIFEST_SIZE} bytes")))?;
         let expected = match selector {
             ManifestSelector::Digest(d) => Some(d.clone()),
             ManifestSelector::Tag(_) => reported,
@@ -457,7 +470,8 @@ impl Registry {
                 response,
                 &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT, StatusCode::CREATED],
             )
-            .await?;
+            .await
+            .map_err(RegistryError::tried_once)?;
         self.location(&op, &response).await
     }
 
@@ -506,6 +520,8 @@ impl Registry {
             operation: op.to_string(),
             status: status.as_u16(),
             message,
+            // answers to requests `send` already retried; `upload_chunk` says otherwise
+            retryable: false,
         })
     }
 

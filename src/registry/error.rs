@@ -30,6 +30,9 @@ pub enum RegistryError {
         status: u16,
         /// The registry's error text, with a hint when there is one.
         message: String,
+        /// Whether trying the whole transfer again may heal it: only for answers to requests
+        /// that were not already retried (a streamed upload).
+        retryable: bool,
     },
     /// The registry wants Basic credentials and none are configured, or getting a token failed.
     #[error("{registry}: authentication failed: {detail}")]
@@ -67,12 +70,29 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// The same error from a request whose own retries are spent.
+    pub(crate) fn attempts_spent(mut self) -> Self {
+        if let RegistryError::Transport { retryable, .. } = &mut self {
+            *retryable = false;
+        }
+        self
+    }
+
+    /// The same error from a request tried once (a streamed body cannot be replayed): a
+    /// status that may heal makes the whole transfer worth trying again.
+    pub(crate) fn tried_once(mut self) -> Self {
+        if let RegistryError::Status { status, retryable, .. } = &mut self {
+            *retryable = *status == 408 || *status == 429 || *status >= 500;
+        }
+        self
+    }
+
     /// Whether trying the whole operation again may succeed (the request-level retries are
     /// already spent when this is asked).
     pub fn is_retryable(&self) -> bool {
         match self {
             RegistryError::Transport { retryable, .. } => *retryable,
-            RegistryError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            RegistryError::Status { retryable, .. } => *retryable,
             _ => false,
         }
     }

@@ -6,6 +6,34 @@ use reqwest::header::HeaderMap;
 use reqwest::Response;
 
 /// A header's value, when present and readable as visible ASCII.
+/// Largest error body read; the rest is not read at all.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A body read up to `limit` bytes: `Ok(None)` when it is longer (reading stops there, so an
+/// endless body costs `limit` bytes of memory at most).
+pub(crate) async fn read_at_most(mut response: Response, limit: usize) -> Result<Option<Bytes>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(Bytes::from(body)))
+}
+
+/// The first `limit` bytes of a body, however long it is.
+async fn read_head(mut response: Response, limit: usize) -> Bytes {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]),
+            _ => break,
+        }
+    }
+    Bytes::from(body)
+}
+
 pub(crate) fn header_str(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -75,8 +103,8 @@ pub(crate) async fn error_message(response: Response) -> String {
         message: Option<String>,
         detail: Option<serde_json::Value>,
     }
-    let bytes: Bytes = response.bytes().await.unwrap_or_default();
-    let bytes = &bytes[..bytes.len().min(64 * 1024)];
+    let bytes = read_head(response, MAX_ERROR_BODY).await;
+    let bytes = &bytes[..];
     if let Ok(body) = serde_json::from_slice::<Body>(bytes) {
         if let Some(errors) = body.errors.filter(|e| !e.is_empty()) {
             return errors

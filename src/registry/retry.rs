@@ -5,26 +5,32 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-/// How often and how patiently failures that may heal are tried again.
+/// How often and how patiently failures that may heal are tried again. The defaults ride out
+/// an outage of half a minute (every wait is at least half its nominal length, and those sum
+/// to more than 30 s) and keep a single request under about two minutes of waiting.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included.
+    /// Attempts in all, the first included (skopeo's `--retry-times` plus one).
     pub max_attempts: u32,
+    /// Attempts at the first contact with a registry that cannot be connected to at all:
+    /// a registry never reached in a run fails it quickly.
+    pub first_contact_attempts: u32,
     /// First backoff (doubled per attempt).
     pub base_delay: Duration,
     /// Longest backoff.
     pub max_delay: Duration,
-    /// A longer `Retry-After` is cut to this.
+    /// A longer `Retry-After` is not waited for: the request fails, saying so.
     pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
+            max_attempts: 10,
+            first_contact_attempts: 3,
             base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
+            max_delay: Duration::from_secs(20),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -34,6 +40,12 @@ impl RetryPolicy {
     /// `base * 2^attempt`, capped; or the server's `Retry-After`.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(d) = retry_after {
+            if d > Duration::from_secs(5) {
+                tracing::warn!(
+                    "the registry asks to wait {} s before trying again; waiting",
+                    d.as_secs()
+                );
+            }
             return d.min(self.max_retry_after);
         }
         let exp = self
@@ -79,6 +91,19 @@ mod tests {
         }
         assert_eq!(p.delay(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
         assert_eq!(p.delay(0, Some(Duration::from_secs(3600))), p.max_retry_after);
+    }
+
+    #[test]
+    fn the_defaults_ride_out_half_a_minute() {
+        let p = RetryPolicy::default();
+        let least: Duration = (0..p.max_attempts - 1)
+            .map(|a| p.base_delay.saturating_mul(1 << a).min(p.max_delay) / 2)
+            .sum();
+        let most: Duration = (0..p.max_attempts - 1)
+            .map(|a| p.base_delay.saturating_mul(1 << a).min(p.max_delay))
+            .sum();
+        assert!(least > Duration::from_secs(30), "{least:?}");
+        assert!(most < Duration::from_secs(120), "{most:?}");
     }
 
     #[test]

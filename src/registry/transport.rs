@@ -17,6 +17,9 @@ pub struct RegistryOptions {
     pub skip_tls_verify: bool,
     /// `HOST` or `HOST:PORT` that may be spoken to over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// How long an attempt may make no progress (no connection, no byte received) before it
+    /// fails as a transient fault; `None` for 60 s.
+    pub timeout: Option<Duration>,
     /// Retries of requests that fail in ways that may heal.
     pub retry: RetryPolicy,
 }
@@ -32,6 +35,11 @@ pub(crate) enum SchemePolicy {
 }
 
 impl RegistryOptions {
+    /// The no-progress timeout of an attempt.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(60))
+    }
+
     /// Schemes for `host` (`HOST` or `HOST:PORT`): HTTPS then HTTP for listed insecure
     /// registries, loopback hosts, or any host when TLS verification is skipped; else HTTPS.
     pub(crate) fn scheme_policy(&self, host: &str) -> SchemePolicy {
@@ -54,8 +62,8 @@ impl RegistryOptions {
             .use_rustls_tls()
             .http1_only()
             .user_agent(concat!("cnab-relocate/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(300))
+            .connect_timeout(self.timeout())
+            .read_timeout(self.timeout())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::limited(10))

@@ -24,6 +24,8 @@ pub enum Fault {
     DropAfter(usize),
     /// Forward, flipping one byte of the response body.
     Corrupt,
+    /// Answer with this status and a body that never ends.
+    Endless(u16),
     /// Forward, leaving this header out of the response.
     StripResponseHeader(&'static str),
     /// Forward without the query string (turns a mount request into a plain upload start,
@@ -49,10 +51,19 @@ pub struct Logged {
     pub faulted: bool,
 }
 
+/// Every request after the first `after` gets 503 for `length`.
+#[derive(Debug, Clone, Copy)]
+struct Outage {
+    after: usize,
+    length: std::time::Duration,
+    started: Option<std::time::Instant>,
+}
+
 pub struct Proxy {
     pub port: u16,
     log: Arc<Mutex<Vec<Logged>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
+    outage: Arc<Mutex<Option<Outage>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -61,6 +72,7 @@ struct State {
     client: reqwest::Client,
     log: Arc<Mutex<Vec<Logged>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
+    outage: Arc<Mutex<Option<Outage>>>,
 }
 
 impl Proxy {
@@ -73,6 +85,7 @@ impl Proxy {
             .unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let rules = Arc::new(Mutex::new(Vec::new()));
+        let outage = Arc::new(Mutex::new(None));
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
             client: reqwest::Client::builder()
@@ -81,6 +94,7 @@ impl Proxy {
                 .unwrap(),
             log: log.clone(),
             rules: rules.clone(),
+            outage: outage.clone(),
         });
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -102,6 +116,7 @@ impl Proxy {
             port,
             log,
             rules,
+            outage,
             _runtime: runtime,
         }
     }
@@ -116,6 +131,15 @@ impl Proxy {
 
     /// Every cross-repository mount is refused: the registry answers with a plain upload
     /// session, as registries that do not mount do.
+    /// After `after` requests, answers every request with 503 for `length`.
+    pub fn outage_after(&self, after: usize, length: std::time::Duration) {
+        *self.outage.lock().unwrap() = Some(Outage {
+            after,
+            length,
+            started: None,
+        });
+    }
+
     pub fn refuse_mounts(&self) {
         self.add(Rule {
             method: "POST",
@@ -144,7 +168,20 @@ impl Proxy {
 async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-    let fault = {
+    let in_outage = {
+        let seen = st.log.lock().unwrap().len();
+        let mut outage = st.outage.lock().unwrap();
+        match outage.as_mut() {
+            Some(o) if seen >= o.after => {
+                let started = *o.started.get_or_insert_with(std::time::Instant::now);
+                started.elapsed() < o.length
+            }
+            _ => false,
+        }
+    };
+    let fault = if in_outage {
+        Some(Fault::Status(503, None))
+    } else {
         let mut rules = st.rules.lock().unwrap();
         rules
             .iter_mut()
@@ -172,6 +209,15 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
         }
         let body = format!(r#"{{"errors":[{{"code":"UNAVAILABLE","message":"injected fault {code}"}}]}}"#);
         return Ok(resp.body(full(body)).unwrap());
+    }
+    if let Some(Fault::Endless(code)) = &fault {
+        record(*code, true);
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let endless = futures_util::stream::repeat(chunk).map(|c| Ok::<_, BoxError>(Frame::data(c)));
+        let resp = Response::builder()
+            .status(*code)
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json");
+        return Ok(resp.body(BodyExt::boxed(StreamBody::new(endless))).unwrap());
     }
     let forward_path = match fault {
         Some(Fault::StripQuery) => req.uri().path().to_string(),
