@@ -109,9 +109,35 @@ struct CachedToken {
     expires: Instant,
 }
 
+/// Where a registry's credentials may go to fetch a token.
+pub(crate) struct TokenRealmPolicy {
+    /// The registry's host name (without port).
+    pub registry_host: String,
+    /// Whether plain HTTP is allowed for the registry (loopback, `--insecure-registry`).
+    pub plain_http_allowed: bool,
+}
+
+impl TokenRealmPolicy {
+    /// Credentials go only over HTTPS, or over plain HTTP to the registry's own host name when
+    /// plain HTTP is allowed for it.
+    fn allows(&self, realm: &str) -> bool {
+        match reqwest::Url::parse(realm) {
+            Ok(url) if url.scheme() == "https" => true,
+            Ok(url) if url.scheme() == "http" => {
+                self.plain_http_allowed
+                    && url
+                        .host_str()
+                        .is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(&self.registry_host))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Authentication state for one registry.
 pub(crate) struct Authenticator {
     registry: String,
+    realms: TokenRealmPolicy,
     credential: Option<Credential>,
     challenge: RwLock<Challenge>,
     /// One slot per scope set, each with its own lock: concurrent requests for one scope set
@@ -133,6 +159,7 @@ impl Authenticator {
     /// Starts from the challenge learnt from `/v2/`, with no token fetched yet.
     pub(crate) fn new(
         registry: String,
+        realms: TokenRealmPolicy,
         credential: Option<Credential>,
         challenge: Challenge,
         http: reqwest::Client,
@@ -140,6 +167,7 @@ impl Authenticator {
     ) -> Self {
         Authenticator {
             registry,
+            realms,
             credential,
             challenge: RwLock::new(challenge),
             tokens: std::sync::Mutex::new(HashMap::new()),
@@ -239,6 +267,13 @@ impl Authenticator {
             registry: self.registry.clone(),
             detail,
         };
+        if self.credential.is_some() && !self.realms.allows(realm) {
+            return Err(auth_err(format!(
+                "refusing to send the credentials for {} to the token service {realm}: credentials go only over \
+                 HTTPS, or over plain HTTP to the registry's own host when it may be spoken to so",
+                self.registry
+            )));
+        }
         let mut attempt = 0;
         loop {
             let request = match &self.credential {

@@ -8,12 +8,12 @@ use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::OnceCell;
 
-use super::auth::{repository_scope, Authenticator, Challenge};
+use super::auth::{repository_scope, Authenticator, Challenge, TokenRealmPolicy};
 use super::credentials;
 use super::error::RegistryError;
 use super::response::{error_chain, error_message, header_str, is_retryable_error, read_at_most};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
-use super::transport::{api_host, RegistryOptions, SchemePolicy};
+use super::transport::{api_host, host_without_port, RegistryOptions, SchemePolicy};
 use crate::limits::MAX_MANIFEST_SIZE;
 use crate::oci::{Manifest, ACCEPT_MANIFESTS};
 use crate::reference::{Digest, ManifestSelector};
@@ -69,6 +69,20 @@ pub struct Registry {
     http: reqwest::Client,
     retry: RetryPolicy,
     endpoint: OnceCell<Result<Endpoint, RegistryError>>,
+}
+
+/// Redirects followed for one request.
+const MAX_REDIRECTS: usize = 10;
+
+/// Why a request got no answer: the transport failed, or it was not sent.
+enum Sent {
+    Transport(reqwest::Error),
+    Refused(RegistryError),
+}
+
+/// Same scheme, host and port.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
 }
 
 /// Result of asking the registry to mount a blob from another repository.
@@ -135,6 +149,10 @@ impl Registry {
         Endpoint {
             auth: Authenticator::new(
                 self.domain.clone(),
+                TokenRealmPolicy {
+                    registry_host: host_without_port(&self.host).to_string(),
+                    plain_http_allowed: self.policy == SchemePolicy::HttpsThenHttp,
+                },
                 credential,
                 challenge,
                 self.http.clone(),
@@ -197,20 +215,20 @@ impl Registry {
         let mut reauthenticated = false;
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
-            let request = endpoint
-                .auth
-                .authorize(build(&self.http, &endpoint.base), scopes)
-                .await?;
-            let response = match request.send().await {
+            let request = build(&self.http, &endpoint.base)
+                .build()
+                .map_err(|e| self.transport(operation, &e))?;
+            let response = match self.execute(endpoint, request, scopes).await {
                 Ok(r) => r,
-                Err(e) if !last && is_retryable_error(&e) => {
+                Err(Sent::Transport(e)) if !last && is_retryable_error(&e) => {
                     tracing::debug!("{}: {operation}: {} (retrying)", self.domain, error_chain(&e));
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
                     attempt += 1;
                     continue;
                 }
                 // this request's attempts are spent: trying the transfer again would multiply them
-                Err(e) => return Err(self.transport(operation, &e).attempts_spent()),
+                Err(Sent::Transport(e)) => return Err(self.transport(operation, &e).attempts_spent()),
+                Err(Sent::Refused(e)) => return Err(e),
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !reauthenticated {
@@ -231,8 +249,8 @@ impl Registry {
         }
     }
 
-    /// Sends a request whose body cannot be replayed (a streamed blob): authorization but no
-    /// retry; the caller retries the whole transfer.
+    /// Sends a request whose body cannot be replayed (a streamed blob): no retry; the caller
+    /// retries the whole transfer.
     async fn send_once(
         &self,
         operation: &str,
@@ -240,16 +258,56 @@ impl Registry {
         request: RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let endpoint = self.endpoint().await?;
-        let request = endpoint.auth.authorize(request, scopes).await?;
-        request.send().await.map_err(|e| self.transport(operation, &e))
+        let request = request.build().map_err(|e| self.transport(operation, &e))?;
+        match self.execute(endpoint, request, scopes).await {
+            Ok(r) => Ok(r),
+            Err(Sent::Transport(e)) => Err(self.transport(operation, &e)),
+            Err(Sent::Refused(e)) => Err(e),
+        }
     }
 
-    async fn url(&self, path: &str) -> Result<Url, RegistryError> {
-        let endpoint = self.endpoint().await?;
-        endpoint
-            .base
-            .join(path)
-            .map_err(|e| self.protocol(format!("bad URL {path}: {e}")))
+    /// Sends `request`, with the registry's authorization only when it goes to the registry's
+    /// own origin (scheme, host and port): an upload `Location` elsewhere, or any step from
+    /// HTTPS to HTTP, gets none. Redirects of GET and HEAD are followed here, each hop
+    /// authorized by its own origin (reqwest would carry the header across hops).
+    async fn execute(
+        &self,
+        endpoint: &Endpoint,
+        request: reqwest::Request,
+        scopes: &[String],
+    ) -> Result<Response, Sent> {
+        let mut request = request;
+        for _ in 0..=MAX_REDIRECTS {
+            let follow = matches!(*request.method(), Method::GET | Method::HEAD)
+                .then(|| request.try_clone())
+                .flatten();
+            let own_origin = same_origin(request.url(), &endpoint.base);
+            let mut builder = RequestBuilder::from_parts(self.http.clone(), request);
+            if own_origin {
+                builder = endpoint.auth.authorize(builder, scopes).await.map_err(Sent::Refused)?;
+            }
+            let response = builder.send().await.map_err(Sent::Transport)?;
+            let location = header_str(response.headers(), LOCATION);
+            let (true, Some(mut next), Some(location)) = (response.status().is_redirection(), follow, location) else {
+                return Ok(response);
+            };
+            let to = response
+                .url()
+                .join(&location)
+                .map_err(|e| Sent::Refused(self.protocol(format!("redirect to {location}: {e}"))))?;
+            if !same_origin(&to, &endpoint.base) {
+                tracing::debug!(
+                    "{}: following a redirect to {} without credentials",
+                    self.domain,
+                    to.origin().ascii_serialization()
+                );
+            }
+            *next.url_mut() = to;
+            request = next;
+        }
+        Err(Sent::Refused(
+            self.protocol(format!("more than {MAX_REDIRECTS} redirects")),
+        ))
     }
 
     /// GET a manifest, checking its bytes against the digest asked for (or the one the
@@ -500,10 +558,14 @@ impl Registry {
         let _ = self.send_once("cancel upload", &scopes, request).await;
     }
 
+    /// The upload session a response names, resolved against the URL that answered (RFC 3986).
     async fn location(&self, op: &str, response: &Response) -> Result<Url, RegistryError> {
         let location = header_str(response.headers(), LOCATION)
             .ok_or_else(|| self.protocol(format!("{op}: the registry sent no Location for the upload")))?;
-        self.url(&location).await
+        response
+            .url()
+            .join(&location)
+            .map_err(|e| self.protocol(format!("{op}: bad Location {location}: {e}")))
     }
 
     async fn expect_success(&self, op: &str, response: Response, ok: &[StatusCode]) -> Result<Response, RegistryError> {

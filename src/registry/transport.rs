@@ -66,7 +66,8 @@ impl RegistryOptions {
             .read_timeout(self.timeout())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(10))
+            // followed by the client itself, which attaches credentials per origin
+            .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(self.skip_tls_verify);
         for path in &self.ca_cert_paths {
             let pem = std::fs::read(path).map_err(|e| RegistryError::Config {
@@ -91,7 +92,8 @@ impl RegistryOptions {
 }
 
 /// `host` without its `:PORT`, and without the brackets of an IPv6 literal.
-fn host_without_port(host: &str) -> &str {
+/// `host:port` → `host` (brackets of an IPv6 literal dropped).
+pub(crate) fn host_without_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }

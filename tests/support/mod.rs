@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod fixtures;
 pub mod proxy;
+pub mod recorder;
 pub mod registry;
 pub mod thick;
 pub mod token_server;

@@ -24,6 +24,14 @@ pub enum Fault {
     DropAfter(usize),
     /// Forward, flipping one byte of the response body.
     Corrupt,
+    /// Forward, pointing the response's `Location` at this origin (`http://host:port`) instead.
+    RewriteLocation(String),
+    /// Forward, making the response's `Location` relative to the request's URL.
+    RelativeLocation,
+    /// Answer 307, redirecting to the same path on this origin.
+    RedirectTo(String),
+    /// Forward, announcing this token realm in `WWW-Authenticate` instead of the real one.
+    RewriteRealm(String),
     /// Answer with this status and a body that never ends.
     Endless(u16),
     /// Forward, leaving this header out of the response.
@@ -219,6 +227,13 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
             .header("content-type", "application/vnd.oci.image.manifest.v1+json");
         return Ok(resp.body(BodyExt::boxed(StreamBody::new(endless))).unwrap());
     }
+    if let Some(Fault::RedirectTo(origin)) = &fault {
+        record(307, true);
+        let resp = Response::builder()
+            .status(307)
+            .header("location", format!("{origin}{path}"));
+        return Ok(resp.body(full(String::new())).unwrap());
+    }
     let forward_path = match fault {
         Some(Fault::StripQuery) => req.uri().path().to_string(),
         _ => path.clone(),
@@ -244,7 +259,28 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
         if matches!(&fault, Some(Fault::StripResponseHeader(h)) if k.as_str().eq_ignore_ascii_case(h)) {
             continue;
         }
-        builder = builder.header(k, v);
+        let value = v.to_str().unwrap_or_default();
+        let rewritten = match &fault {
+            Some(Fault::RewriteLocation(origin)) if k == "location" => Some(match value.find("/v2/") {
+                Some(i) => format!("{origin}{}", &value[i..]),
+                None => value.to_string(),
+            }),
+            Some(Fault::RelativeLocation) if k == "location" => {
+                // relative to the request's path, which ends in "/uploads/" for a new session
+                value.split_once("/uploads/").map(|(_, rest)| rest.to_string())
+            }
+            Some(Fault::RewriteRealm(realm)) if k == "www-authenticate" => {
+                value.split_once("realm=\"").and_then(|(head, rest)| {
+                    rest.split_once('"')
+                        .map(|(_, tail)| format!("{head}realm=\"{realm}\"{tail}"))
+                })
+            }
+            _ => None,
+        };
+        match rewritten {
+            Some(r) => builder = builder.header(k, r),
+            None => builder = builder.header(k, v),
+        }
     }
     let stream = resp.bytes_stream().map_err(|e| Box::new(e) as BoxError);
     let body: Body = match fault {
