@@ -2,6 +2,7 @@
 //! the library.
 
 mod output;
+mod terminal;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -156,9 +157,10 @@ fn init_logging(quiet: bool, verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // never coloured: the messages carry text from servers, written escaped
+        .with_writer(|| terminal::EscapedStderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(false)
         .without_time()
         .init();
 }
@@ -176,7 +178,7 @@ fn run_map(prefix: &str, references: &[String]) -> ExitCode {
         }
         Err(errors) => {
             for e in &errors {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", terminal::escape_controls(&e.to_string()));
             }
             ExitCode::from(2)
         }
@@ -274,7 +276,7 @@ fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", terminal::escape_controls(&e.to_string()));
     ExitCode::from(e.exit_code())
 }
 

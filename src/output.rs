@@ -58,6 +58,7 @@ impl Output {
         if self.mode != Mode::Human {
             return;
         }
+        let text = &*crate::terminal::escape_controls(text);
         match &self.bars {
             Some(b) => {
                 let _ = b.multi.println(text);

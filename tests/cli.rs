@@ -538,3 +538,40 @@ fn thousands_of_decoy_metadata_files_cost_no_memory() {
     let peak_kib: u64 = err.trim().lines().last().unwrap().parse().unwrap();
     assert!(peak_kib < 150 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+#[test]
+fn a_bundle_json_from_a_pipe_is_held_to_the_same_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("bundle.json");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            let chunk = vec![b' '; 1 << 20];
+            // 64 MiB of JSON whitespace, far over the 16 MiB limit; stops when the reader leaves
+            for _ in 0..64 {
+                if pipe.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let o = dry_run(&fifo);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("16777216"), "{}", stderr(&o));
+    writer.join().unwrap();
+}
+
+#[test]
+fn control_characters_from_a_bundle_never_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = r#"{"name":"x","version":"1","invocationImages":[{"image":"evil\u001b[2J\u0007\rname:1"}]}"#;
+    let p = write_temp(dir.path(), "bundle.json", bundle.as_bytes());
+    let o = dry_run(&p);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains(['\x1b', '\x07', '\r']), "{err:?}");
+    assert!(err.contains("\\u{1b}[2J"), "shown escaped: {err}");
+}

@@ -60,7 +60,17 @@ pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
             });
         }
         let mut json = magic[..n].to_vec();
-        file.read_to_end(&mut json).map_err(read_err)?;
+        // a pipe or device reports no size: the limit holds while reading too
+        (&mut file)
+            .take(MAX_BUNDLE_JSON + 1 - n as u64)
+            .read_to_end(&mut json)
+            .map_err(read_err)?;
+        if json.len() as u64 > MAX_BUNDLE_JSON {
+            return Err(BundleError::TooLarge {
+                path: path.to_path_buf(),
+                size: json.len() as u64,
+            });
+        }
         (BundleFormat::Thin, json)
     };
     let bundle = parse_bundle_json(path, &json)?;
