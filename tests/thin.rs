@@ -967,3 +967,32 @@ fn a_registry_that_never_answers_fails_within_the_timeout() {
     assert!(run.stderr.contains(&host), "{}", run.stderr);
     assert!(!relmap.exists());
 }
+
+#[test]
+fn a_commit_whose_answer_is_lost_is_checked_not_sent_again() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "PUT",
+        path_contains: "digest=".into(),
+        fault: Fault::LoseAnswer(500),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let run = relocate(
+        &bundle,
+        &format!("{}/lost", proxy.host()),
+        &relmap,
+        &["--retry-times", "0", "--json"],
+    );
+    run.assert_ok();
+    let commits = proxy.count("PUT", "digest=");
+    assert!(commits >= 2, "every commit answered 500");
+    assert_eq!(proxy.count("PATCH", "/blobs/uploads/"), commits, "no blob sent twice");
+    let relocated = mapped(&relmap)[&images.oci_plain.0].as_str().unwrap().to_string();
+    assert_eq!(skopeo_digest(&relocated, &proxy_opts()), images.oci_plain.1);
+}

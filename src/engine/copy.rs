@@ -22,7 +22,7 @@ use super::placement::{BlobPlacements, Totals, WantedBlob};
 use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
 use super::source::Source;
 use crate::oci::ImageTree;
-use crate::reference::{Digest, ManifestSelector};
+use crate::reference::{Algorithm, Digest, ManifestSelector};
 use crate::registry::RetryPolicy;
 
 /// How the engine copies.
@@ -156,6 +156,9 @@ async fn resolve<S: Source, D: Destination>(
     }
     let from_source = |e: CopyError| ImageError::Source(Arc::new(e));
     let tree = source.resolve(job).await.map_err(from_source)?;
+    if let Some(d) = unsupported_digest(&tree) {
+        return Err(from_source(CopyError::UnsupportedDigest(d.clone())));
+    }
     if let Some(pinned) = &job.pinned {
         if *pinned != tree.top.digest {
             return Err(from_source(CopyError::PinMismatch {
@@ -168,6 +171,15 @@ async fn resolve<S: Source, D: Destination>(
         return Ok(Resolved::Present(tree.top.digest.clone(), Some(tree)));
     }
     Ok(Resolved::Copy(tree))
+}
+
+/// A digest other than sha256 in the tree: registries store such content inconsistently, so
+/// it is refused before anything is pushed rather than half copied.
+fn unsupported_digest(tree: &ImageTree) -> Option<&Digest> {
+    std::iter::once(&tree.top.digest)
+        .chain(tree.children.iter().map(|c| &c.digest))
+        .chain(tree.blobs.iter().map(|b| &b.digest))
+        .find(|d| d.algorithm() != Algorithm::Sha256)
 }
 
 /// Reports what resolving found and turns failures (and tag collisions) into outcomes.

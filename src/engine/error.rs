@@ -78,6 +78,9 @@ pub enum CopyError {
     /// The task delivering the blob ended without an answer (it panicked).
     #[error("blob {0}: its delivery ended unexpectedly")]
     DeliveryFailed(Digest),
+    /// Content addressed by a digest other than sha256.
+    #[error("{0} is not a sha256 digest; only sha256 content is relocated (nothing was pushed)")]
+    UnsupportedDigest(Digest),
     /// The image was not prepared by the source (an internal inconsistency).
     #[error("image {0} is not known to the source")]
     UnknownImage(String),

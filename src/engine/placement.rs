@@ -251,7 +251,16 @@ impl<D: Destination> BlobPlacements<D> {
             }
             (Err(e), _) => return Err(e),
         };
-        self.destination.commit_blob(repository, upload, &digest).await?;
+        if let Err(e) = self.destination.commit_blob(repository, upload, &digest).await {
+            // the answer may be what was lost: a blob that is there is not sent again
+            if !matches!(self.destination.has_blob(repository, &digest).await, Ok(true)) {
+                return Err(e);
+            }
+            tracing::debug!(
+                "{}: commit of {digest} answered {e}, but the blob is there",
+                self.destination.name()
+            );
+        }
         self.place(repository, &digest, BlobOutcome::Uploaded { bytes: size }, true);
         Ok(())
     }

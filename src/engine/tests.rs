@@ -449,3 +449,24 @@ async fn a_refused_mount_from_the_source_repository_still_mounts_from_the_first_
         "uploaded once, mounted into the other three"
     );
 }
+
+#[tokio::test]
+async fn content_under_another_digest_algorithm_is_refused_before_any_push() {
+    use sha2::Digest as _;
+    let mut src = MemorySource::default();
+    let layer = b"layer";
+    let sha512: Digest = format!("sha512:{}", crate::reference::hex_string(&sha2::Sha512::digest(layer)))
+        .parse()
+        .unwrap();
+    src.blobs.insert(sha512.clone(), Bytes::from_static(layer));
+    let (config, size) = src.blob("cfg");
+    let manifest = src.manifest(format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{sha512}","size":5}}]}}"#
+    ));
+    src.tag("src.example/app:1", &manifest);
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &[job("src.example/app:1", "memory/app")]).await;
+    let failure = report.images[0].to_string();
+    assert!(failure.contains("not a sha256 digest"), "{failure}");
+    assert!(dst.uploads.lock().unwrap().is_empty() && dst.manifest_puts.lock().unwrap().is_empty());
+}

@@ -25,6 +25,16 @@ pub enum ManifestError {
     /// Docker schema 1: signed and rewritten by registries, so its digest cannot be kept.
     #[error("Docker schema 1 manifests ({0}) are not supported: registries rewrite them, so their digest cannot be kept; convert the image to schema 2 first, e.g. `skopeo copy --format v2s2 docker://REF docker://NEW-REF`, and name the converted image in the bundle")]
     Schema1(String),
+    /// The document's own `mediaType` says otherwise than its descriptor or `Content-Type`.
+    #[error("manifest {digest} is served as {declared} but its mediaType field says {document}; it is refused rather than pushed under either")]
+    MediaTypeConflict {
+        /// The manifest's digest.
+        digest: Digest,
+        /// The type given by the registry or the layout.
+        declared: String,
+        /// The type the document names.
+        document: String,
+    },
     /// A document of no known manifest type.
     #[error("manifest media type {0} cannot be relocated (only Docker schema 2 and OCI manifests and indexes keep their digest)")]
     Unsupported(String),
@@ -134,6 +144,13 @@ impl Manifest {
                 ManifestError::Unsupported(declared.unwrap_or("(none, and the document names none)").to_string())
             })?,
         };
+        if let Some(document) = document_media_type(&bytes).filter(|t| *t != media_type) {
+            return Err(ManifestError::MediaTypeConflict {
+                digest,
+                declared: media_type,
+                document,
+            });
+        }
         Ok(Manifest {
             bytes,
             media_type,
@@ -166,6 +183,19 @@ impl Manifest {
             })
         }
     }
+}
+
+/// The document's own `mediaType`, when it names one of the manifest types.
+fn document_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Typed {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    let t = serde_json::from_slice::<Typed>(bytes).ok()?.media_type?;
+    [DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_MANIFEST, OCI_INDEX]
+        .contains(&t.as_str())
+        .then_some(t)
 }
 
 fn schema_version(bytes: &[u8]) -> Option<u32> {
@@ -248,6 +278,15 @@ mod tests {
             panic!("an index")
         };
         assert_eq!(manifests[0].platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
+    }
+
+    #[test]
+    fn a_media_type_field_contradicting_the_declared_type_is_refused() {
+        let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let e = Manifest::new(Bytes::from_static(index), Some(OCI_MANIFEST), None).unwrap_err();
+        assert!(matches!(e, ManifestError::MediaTypeConflict { .. }), "{e}");
+        assert!(Manifest::new(Bytes::from_static(index), Some(OCI_INDEX), None).is_ok());
+        assert!(Manifest::new(Bytes::from_static(index), Some("application/json"), None).is_ok());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum Fault {
     RedirectTo(String),
     /// Forward, announcing this token realm in `WWW-Authenticate` instead of the real one.
     RewriteRealm(String),
+    /// Forward, then answer with this status instead of the registry's (a lost answer).
+    LoseAnswer(u16),
     /// Answer with this status and a body that never ends.
     Endless(u16),
     /// Forward, leaving this header out of the response.
@@ -252,7 +254,10 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
             return Ok(Response::builder().status(502).body(full(e.to_string())).unwrap());
         }
     };
-    let status = resp.status().as_u16();
+    let status = match &fault {
+        Some(Fault::LoseAnswer(code)) => *code,
+        _ => resp.status().as_u16(),
+    };
     record(status, fault.is_some());
     let mut builder = Response::builder().status(status);
     for (k, v) in resp.headers() {
