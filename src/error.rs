@@ -35,6 +35,12 @@ pub enum Error {
     /// Some images could not be copied; no mapping was written.
     #[error("{}", failure_summary(.0))]
     Relocation(CopyReport),
+    /// A signal stopped the run; open uploads were cancelled and no mapping was written.
+    #[error("interrupted by signal {signal}; open uploads were cancelled and no relocation mapping was written")]
+    Interrupted {
+        /// The signal number (2 for SIGINT, 15 for SIGTERM).
+        signal: i32,
+    },
     /// Every image was copied, but writing the mapping failed.
     #[error("every image was copied, but the relocation mapping {path} could not be written: {source}")]
     WriteMapping {
@@ -71,9 +77,11 @@ pub enum MappingFileProblem {
 
 impl Error {
     /// 2 for usage or input errors (nothing was pushed: images claiming one tag with
-    /// different content count as input), 1 when relocation failed.
+    /// different content count as input), 1 when relocation failed, 128 + the signal when a
+    /// signal stopped it (130 for SIGINT, 143 for SIGTERM).
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Interrupted { signal } => (128 + signal).clamp(0, 255) as u8,
             Error::Relocation(report) if report.failed_on_conflicts() => 2,
             Error::Relocation(_) | Error::WriteMapping { .. } => 1,
             _ => 2,

@@ -229,8 +229,10 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(planned.run());
+    let result = runtime.block_on(planned.run_until(interrupted()));
     out.finish();
+    // tasks still running (an archive reader draining its pass) do not hold the exit up
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     let images = planned.plan().images.len();
     match result {
         Ok(report) => {
@@ -252,6 +254,18 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
             out.json(&summary(&out, images, report, Some(&e), &mapping_path));
             fail(&e)
         }
+    }
+}
+
+/// The number of the first SIGINT or SIGTERM the process receives.
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 2,
+        _ = term.recv() => 15,
     }
 }
 

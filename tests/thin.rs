@@ -996,3 +996,51 @@ fn a_commit_whose_answer_is_lost_is_checked_not_sent_again() {
     let relocated = mapped(&relmap)[&images.oci_plain.0].as_str().unwrap().to_string();
     assert_eq!(skopeo_digest(&relocated, &proxy_opts()), images.oci_plain.1);
 }
+
+#[test]
+fn sigint_and_sigterm_cancel_open_uploads_and_write_no_mapping() {
+    use std::io::BufRead;
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 256 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let proxy = Proxy::start(&format!("http://{}", target.host()));
+        proxy.add(Rule {
+            method: "PATCH",
+            path_contains: "/blobs/uploads/".into(),
+            fault: Fault::Stall,
+            times: usize::MAX,
+        });
+        let relmap = work.path().join("relmap.json");
+        let mut child = std::process::Command::new(support::bin())
+            .args([bundle.to_str().unwrap(), "-p", &format!("{}/sig", proxy.host())])
+            .args(["-m", relmap.to_str().unwrap(), "--json"])
+            .env("DOCKER_CONFIG", work.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // uploads are under way (and stalled) once a blob has started
+        assert!(lines.any(|l| l.unwrap().contains("\"blob_started\"")));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let sent = std::time::Instant::now();
+        support::fixtures::run(
+            std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]),
+        );
+        let status = child.wait().unwrap();
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(3),
+            "{signal}: {:?}",
+            sent.elapsed()
+        );
+        assert_eq!(status.code(), Some(code), "{signal}");
+        assert!(!relmap.exists());
+        assert!(
+            proxy.count("DELETE", "/blobs/uploads/") >= 1,
+            "{signal}: open sessions cancelled"
+        );
+    }
+}

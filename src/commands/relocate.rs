@@ -2,8 +2,10 @@
 //! them with the engine (from their registries, or from the thick bundle's archive), then
 //! write the relocation mapping, only when every image is in place.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::plan::Plan;
 use crate::bundle::{self, BundleError, BundleFormat, OpenedBundle};
@@ -14,6 +16,9 @@ use crate::error::{Error, MappingFileProblem};
 use crate::mapping::RepositoryPrefix;
 use crate::registry::{Registries, RegistryOptions};
 use crate::relmap::RelocationMapping;
+
+/// How long an interrupted run spends cancelling its open upload sessions.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// How to reach registries and how hard to work.
 #[derive(Debug, Clone, Default)]
@@ -138,12 +143,33 @@ impl PlannedRelocation {
     /// Copies every image and, only when all of them were copied and verified, writes the
     /// mapping (atomically) if a mapping file was set.
     pub async fn run(&self) -> Result<CopyReport, Error> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// [`run`](Self::run), stopped when `interrupt` yields a signal number: work stops, every
+    /// upload session still open is cancelled, no mapping is written, and the result is
+    /// [`Error::Interrupted`].
+    pub async fn run_until(&self, interrupt: impl Future<Output = i32>) -> Result<CopyReport, Error> {
         let settings = &self.settings;
         if let Some(path) = &settings.mapping_file {
             check_mapping_file(path, &self.opened.path)?;
         }
         let registries = Arc::new(Registries::new(settings.options.registry.clone())?);
-        let report = self.copy(&registries).await?;
+        let copied = {
+            let copy = std::pin::pin!(self.copy(&registries));
+            let interrupt = std::pin::pin!(interrupt);
+            match futures_util::future::select(copy, interrupt).await {
+                futures_util::future::Either::Left((copied, _)) => copied,
+                futures_util::future::Either::Right((signal, _)) => {
+                    // the copy is dropped first: nothing new starts while sessions close
+                    Err(Error::Interrupted { signal })
+                }
+            }
+        };
+        if let Err(Error::Interrupted { .. }) = &copied {
+            let _ = tokio::time::timeout(CANCEL_GRACE, registries.cancel_open_uploads()).await;
+        }
+        let report = copied?;
         if !report.succeeded() {
             return Err(Error::Relocation(report));
         }

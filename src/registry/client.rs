@@ -36,6 +36,18 @@ impl Registries {
         })
     }
 
+    /// Cancels every upload session still open on any registry (an interrupted run).
+    pub async fn cancel_open_uploads(&self) {
+        let hosts: Vec<Arc<Registry>> = self
+            .hosts
+            .lock()
+            .expect("registry map lock")
+            .values()
+            .cloned()
+            .collect();
+        futures_util::future::join_all(hosts.iter().map(|r| r.cancel_open_uploads())).await;
+    }
+
     /// The registry of a reference's domain (`docker.io`, `127.0.0.1:5000`).
     pub fn get(&self, domain: &str) -> Arc<Registry> {
         let mut hosts = self.hosts.lock().expect("registry map lock");
@@ -49,6 +61,7 @@ impl Registries {
                     http: self.http.clone(),
                     retry: self.options.retry.clone(),
                     endpoint: OnceCell::new(),
+                    open_uploads: std::sync::Mutex::new(HashMap::new()),
                 })
             })
             .clone()
@@ -69,6 +82,8 @@ pub struct Registry {
     http: reqwest::Client,
     retry: RetryPolicy,
     endpoint: OnceCell<Result<Endpoint, RegistryError>>,
+    /// Upload sessions opened and not yet committed or cancelled: session URL → repository.
+    open_uploads: std::sync::Mutex<HashMap<Url, String>>,
 }
 
 /// Redirects followed for one request.
@@ -475,7 +490,11 @@ impl Registry {
                 }
                 _ => Ok(MountOutcome::Mounted),
             },
-            StatusCode::ACCEPTED => Ok(MountOutcome::Upload(self.location(&op, &response).await?)),
+            StatusCode::ACCEPTED => {
+                let session = self.location(&op, &response).await?;
+                self.opened(&session, repository);
+                Ok(MountOutcome::Upload(session))
+            }
             // a mount is only an optimisation: any refusal means the bytes are sent instead
             s if s.is_client_error() => {
                 tracing::debug!("{}: {op}: refused with {s}; uploading instead", self.domain);
@@ -500,7 +519,30 @@ impl Registry {
             })
             .await?;
         let response = self.expect_success(&op, response, &[StatusCode::ACCEPTED]).await?;
-        self.location(&op, &response).await
+        let session = self.location(&op, &response).await?;
+        self.opened(&session, repository);
+        Ok(session)
+    }
+
+    fn opened(&self, session: &Url, repository: &str) {
+        self.open_uploads
+            .lock()
+            .expect("open uploads lock")
+            .insert(session.clone(), repository.to_string());
+    }
+
+    fn closed(&self, session: &Url) {
+        self.open_uploads.lock().expect("open uploads lock").remove(session);
+    }
+
+    /// Cancels (DELETE) every upload session this run opened here and did not finish.
+    pub async fn cancel_open_uploads(&self) {
+        let open: Vec<(Url, String)> = self.open_uploads.lock().expect("open uploads lock").drain().collect();
+        futures_util::future::join_all(
+            open.into_iter()
+                .map(|(session, repository)| async move { self.cancel_upload(&repository, session).await }),
+        )
+        .await;
     }
 
     /// Streams `body` into an upload session (PATCH); returns the session's next location.
@@ -513,6 +555,7 @@ impl Registry {
     ) -> Result<Url, RegistryError> {
         let op = format!("upload to {repository}");
         let scopes = [repository_scope(repository, true)];
+        let session_was = session.clone();
         let mut request = self
             .http
             .request(Method::PATCH, session)
@@ -530,14 +573,17 @@ impl Registry {
             )
             .await
             .map_err(RegistryError::tried_once)?;
-        self.location(&op, &response).await
+        let next = self.location(&op, &response).await?;
+        self.closed(&session_was);
+        self.opened(&next, repository);
+        Ok(next)
     }
 
     /// Commits an upload session under `digest` (the registry checks it too).
     pub async fn commit_upload(&self, repository: &str, session: Url, digest: &Digest) -> Result<(), RegistryError> {
         let op = format!("commit blob {digest} in {repository}");
         let scopes = [repository_scope(repository, true)];
-        let mut url = session;
+        let mut url = session.clone();
         url.query_pairs_mut().append_pair("digest", &digest.to_string());
         let response = self
             .send(&op, &scopes, |http, _| http.put(url.clone()).header(CONTENT_LENGTH, 0))
@@ -547,13 +593,15 @@ impl Registry {
             response,
             &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
         )
-        .await
-        .map(|_| ())
+        .await?;
+        self.closed(&session);
+        Ok(())
     }
 
     /// Abandons an upload session (best effort: the registry purges stale ones anyway).
     pub async fn cancel_upload(&self, repository: &str, session: Url) {
         let scopes = [repository_scope(repository, true)];
+        self.closed(&session);
         let request = self.http.delete(session);
         let _ = self.send_once("cancel upload", &scopes, request).await;
     }

@@ -34,6 +34,8 @@ pub enum Fault {
     RewriteRealm(String),
     /// Forward, then answer with this status instead of the registry's (a lost answer).
     LoseAnswer(u16),
+    /// Never answer.
+    Stall,
     /// Answer with this status and a body that never ends.
     Endless(u16),
     /// Forward, leaving this header out of the response.
@@ -228,6 +230,10 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
             .status(*code)
             .header("content-type", "application/vnd.oci.image.manifest.v1+json");
         return Ok(resp.body(BodyExt::boxed(StreamBody::new(endless))).unwrap());
+    }
+    if let Some(Fault::Stall) = &fault {
+        record(0, true);
+        std::future::pending::<()>().await;
     }
     if let Some(Fault::RedirectTo(origin)) = &fault {
         record(307, true);
