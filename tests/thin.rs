@@ -1044,3 +1044,30 @@ fn sigint_and_sigterm_cancel_open_uploads_and_write_no_mapping() {
         );
     }
 }
+
+#[test]
+fn a_registry_that_wants_fewer_requests_gets_fewer() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 128 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.busy_above(2);
+    let work = tempfile::tempdir().unwrap();
+    let all = images.all();
+    let others: Vec<(String, serde_json::Value)> = all[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| (format!("i{i}"), serde_json::json!({"image": r})))
+        .collect();
+    let others: Vec<(&str, serde_json::Value)> = others.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let bundle = write_bundle(work.path(), &[&all[0].0], &others);
+    let relmap = work.path().join("relmap.json");
+    // the default --concurrency 8 against a registry that takes 2 at a time
+    let run = relocate(&bundle, &format!("{}/busy", proxy.host()), &relmap, &[]);
+    run.assert_ok();
+    assert!(proxy.log().iter().any(|l| l.status == 429), "the registry pushed back");
+    let map = mapped(&relmap);
+    for (original, digest) in &all {
+        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
+    }
+}

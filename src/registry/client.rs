@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use super::auth::{repository_scope, Authenticator, Challenge, TokenRealmPolicy};
 use super::credentials;
 use super::error::RegistryError;
+use super::limiter::Limiter;
 use super::response::{error_chain, error_message, header_str, is_retryable_error, read_at_most};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use super::transport::{api_host, host_without_port, RegistryOptions, SchemePolicy};
@@ -62,6 +63,7 @@ impl Registries {
                     retry: self.options.retry.clone(),
                     endpoint: OnceCell::new(),
                     open_uploads: std::sync::Mutex::new(HashMap::new()),
+                    limiter: Limiter::new(MAX_IN_FLIGHT),
                 })
             })
             .clone()
@@ -84,7 +86,12 @@ pub struct Registry {
     endpoint: OnceCell<Result<Endpoint, RegistryError>>,
     /// Upload sessions opened and not yet committed or cancelled: session URL → repository.
     open_uploads: std::sync::Mutex<HashMap<Url, String>>,
+    /// Requests in flight to this registry, lowered while it answers 429.
+    limiter: Limiter,
 }
+
+/// Requests in flight to one registry before it asks for fewer.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Redirects followed for one request.
 const MAX_REDIRECTS: usize = 10;
@@ -301,7 +308,14 @@ impl Registry {
             if own_origin {
                 builder = endpoint.auth.authorize(builder, scopes).await.map_err(Sent::Refused)?;
             }
+            let permit = self.limiter.acquire().await;
             let response = builder.send().await.map_err(Sent::Transport)?;
+            drop(permit);
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                self.limiter.too_many();
+            } else if response.status().is_success() {
+                self.limiter.succeeded();
+            }
             let location = header_str(response.headers(), LOCATION);
             let (true, Some(mut next), Some(location)) = (response.status().is_redirection(), follow, location) else {
                 return Ok(response);

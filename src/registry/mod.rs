@@ -5,6 +5,7 @@ mod auth;
 mod client;
 mod credentials;
 mod error;
+mod limiter;
 mod response;
 mod retry;
 mod transport;

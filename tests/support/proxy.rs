@@ -76,6 +76,7 @@ pub struct Proxy {
     log: Arc<Mutex<Vec<Logged>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
     outage: Arc<Mutex<Option<Outage>>>,
+    busy_above: Arc<std::sync::atomic::AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -85,6 +86,9 @@ struct State {
     log: Arc<Mutex<Vec<Logged>>>,
     rules: Arc<Mutex<Vec<Rule>>>,
     outage: Arc<Mutex<Option<Outage>>>,
+    /// Above this many requests in flight, answer 429 with `Retry-After: 1`.
+    busy_above: Arc<std::sync::atomic::AtomicUsize>,
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Proxy {
@@ -98,6 +102,7 @@ impl Proxy {
         let log = Arc::new(Mutex::new(Vec::new()));
         let rules = Arc::new(Mutex::new(Vec::new()));
         let outage = Arc::new(Mutex::new(None));
+        let busy_above = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
             client: reqwest::Client::builder()
@@ -107,6 +112,8 @@ impl Proxy {
             log: log.clone(),
             rules: rules.clone(),
             outage: outage.clone(),
+            busy_above: busy_above.clone(),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -129,6 +136,7 @@ impl Proxy {
             log,
             rules,
             outage,
+            busy_above,
             _runtime: runtime,
         }
     }
@@ -143,6 +151,11 @@ impl Proxy {
 
     /// Every cross-repository mount is refused: the registry answers with a plain upload
     /// session, as registries that do not mount do.
+    /// Answers 429 with `Retry-After: 1` whenever more than `n` requests are in flight.
+    pub fn busy_above(&self, n: usize) {
+        self.busy_above.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// After `after` requests, answers every request with 503 for `length`.
     pub fn outage_after(&self, after: usize, length: std::time::Duration) {
         *self.outage.lock().unwrap() = Some(Outage {
@@ -178,6 +191,30 @@ impl Proxy {
 }
 
 async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
+    use std::sync::atomic::Ordering;
+    let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let busy = now > st.busy_above.load(Ordering::SeqCst);
+    let response = if busy {
+        st.log.lock().unwrap().push(Logged {
+            method: req.method().to_string(),
+            path: req.uri().to_string(),
+            status: 429,
+            faulted: true,
+        });
+        let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests in flight"}]}"#;
+        Ok(Response::builder()
+            .status(429)
+            .header("retry-after", "1")
+            .body(full(body.to_string()))
+            .unwrap())
+    } else {
+        forward(req, st.clone()).await
+    };
+    st.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn forward(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
     let in_outage = {
