@@ -1071,3 +1071,30 @@ fn a_registry_that_wants_fewer_requests_gets_fewer() {
         assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
     }
 }
+
+#[test]
+fn an_upload_slower_than_the_timeout_that_keeps_moving_is_never_cut() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 16 * 1024 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    // the 16 MiB base layer takes 4 s to cross at 4 MiB/s; nothing stalls for 3 s
+    proxy.add(Rule {
+        method: "PATCH",
+        path_contains: "/blobs/uploads/".into(),
+        fault: Fault::Throttle(4 * 1024 * 1024),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let run = relocate(
+        &bundle,
+        &format!("{}/slow", proxy.host()),
+        &relmap,
+        &["--timeout", "3", "--retry-times", "0"],
+    );
+    run.assert_ok();
+    let relocated = mapped(&relmap)[&images.oci_plain.0].as_str().unwrap().to_string();
+    assert_eq!(skopeo_digest(&relocated, &proxy_opts()), images.oci_plain.1);
+}

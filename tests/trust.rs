@@ -19,6 +19,17 @@ fn rule(method: &'static str, path_contains: &str, fault: Fault) -> Rule {
     }
 }
 
+/// Relocates a bundle of `image` under `prefix`, with credentials for `credentialed` in the
+/// Docker config; returns the run and the mapping file.
+fn relocate_one(image: &str, prefix: &str, credentialed: &str, extra: &[&str]) -> (support::Run, tempfile::TempDir) {
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[image], &[]);
+    let relmap = work.path().join("relmap.json");
+    let config = docker_config_for(&[credentialed.to_string()]);
+    let args = [bundle.to_str().unwrap(), "-p", prefix, "-m", relmap.to_str().unwrap()];
+    (run_with(&[&args[..], extra].concat(), config.path(), &[]), work)
+}
+
 #[test]
 fn an_upload_location_on_another_origin_gets_no_credentials() {
     let source = TestRegistry::start(Mode::Plain);
@@ -31,18 +42,8 @@ fn an_upload_location_on_another_origin_gets_no_credentials() {
         "/blobs/uploads/",
         Fault::RewriteLocation(recorder.origin()),
     ));
-    let work = tempfile::tempdir().unwrap();
-    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
-    let relmap = work.path().join("relmap.json");
-    let config = docker_config_for(&[proxy.host()]);
-    let args = [
-        bundle.to_str().unwrap(),
-        "-p",
-        &format!("{}/x", proxy.host()),
-        "-m",
-        relmap.to_str().unwrap(),
-    ];
-    let run = run_with(&[&args[..], &["--retry-times", "1"]].concat(), config.path(), &[]);
+    let prefix = format!("{}/x", proxy.host());
+    let (run, _work) = relocate_one(&images.oci_plain.0, &prefix, &proxy.host(), &["--retry-times", "1"]);
     assert_eq!(run.code, 1, "the recorder is no registry: {}", run.stderr);
     assert!(!recorder.requests().is_empty(), "the upload went where Location said");
     assert_eq!(recorder.authorized(), 0, "{:?}", recorder.requests());
@@ -55,19 +56,10 @@ fn a_relative_upload_location_resolves_against_the_request() {
     let images = populate(&source, 64 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
     proxy.add(rule("POST", "/blobs/uploads/", Fault::RelativeLocation));
-    let work = tempfile::tempdir().unwrap();
-    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
-    let relmap = work.path().join("relmap.json");
-    let config = docker_config_for(&[proxy.host()]);
-    let args = [
-        bundle.to_str().unwrap(),
-        "-p",
-        &format!("{}/x", proxy.host()),
-        "-m",
-        relmap.to_str().unwrap(),
-    ];
-    run_with(&args, config.path(), &[]).assert_ok();
-    assert!(mapped(&relmap).contains_key(&images.oci_plain.0));
+    let prefix = format!("{}/x", proxy.host());
+    let (run, work) = relocate_one(&images.oci_plain.0, &prefix, &proxy.host(), &[]);
+    run.assert_ok();
+    assert!(mapped(&work.path().join("relmap.json")).contains_key(&images.oci_plain.0));
 }
 
 #[test]
@@ -79,18 +71,8 @@ fn a_blob_redirected_to_another_origin_is_fetched_without_credentials() {
     let proxy = Proxy::start(&format!("http://{}", source.host()));
     proxy.add(rule("GET", "/blobs/sha256:", Fault::RedirectTo(recorder.origin())));
     let reference = images.oci_plain.0.replace(&source.host(), &proxy.host());
-    let work = tempfile::tempdir().unwrap();
-    let bundle = write_bundle(work.path(), &[&reference], &[]);
-    let relmap = work.path().join("relmap.json");
-    let config = docker_config_for(&[proxy.host()]);
-    let args = [
-        bundle.to_str().unwrap(),
-        "-p",
-        &format!("{}/x", target.host()),
-        "-m",
-        relmap.to_str().unwrap(),
-    ];
-    let run = run_with(&[&args[..], &["--retry-times", "1"]].concat(), config.path(), &[]);
+    let prefix = format!("{}/x", target.host());
+    let (run, _work) = relocate_one(&reference, &prefix, &proxy.host(), &["--retry-times", "1"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(!recorder.requests().is_empty(), "the redirect was followed");
     assert_eq!(recorder.authorized(), 0, "{:?}", recorder.requests());
@@ -103,23 +85,31 @@ fn credentials_never_go_to_a_token_realm_on_another_host_over_plain_http() {
     let realm = format!("{}/token", recorder.origin());
     let proxy = Proxy::start(&format!("http://{}", target.host()));
     proxy.add(rule("GET", "/v2/", Fault::RewriteRealm(realm.clone())));
-    let work = tempfile::tempdir().unwrap();
-    let bundle = write_bundle(
-        work.path(),
-        &["example.com/never/read@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540"],
-        &[],
-    );
-    let relmap = work.path().join("relmap.json");
-    let config = docker_config_for(&[proxy.host()]);
-    let args = [
-        bundle.to_str().unwrap(),
-        "-p",
-        &format!("{}/x", proxy.host()),
-        "-m",
-        relmap.to_str().unwrap(),
-    ];
-    let run = run_with(&args, config.path(), &[]);
+    let never_read = "example.com/never/read@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540";
+    let (run, _work) = relocate_one(never_read, &format!("{}/x", proxy.host()), &proxy.host(), &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains(&realm), "names the realm: {}", run.stderr);
     assert!(recorder.requests().is_empty(), "{:?}", recorder.requests());
+}
+
+#[test]
+fn a_401_from_where_a_redirect_led_does_not_redirect_the_credentials() {
+    let source = TestRegistry::start(Mode::Htpasswd);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let token_trap = Recorder::start();
+    let challenge = format!(
+        "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"https://localhost:{}/token\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        token_trap.port
+    );
+    let cdn = Recorder::answering(challenge);
+    let proxy = Proxy::start(&format!("http://{}", source.host()));
+    proxy.add(rule("GET", "/blobs/sha256:", Fault::RedirectTo(cdn.origin())));
+    let reference = images.oci_plain.0.replace(&source.host(), &proxy.host());
+    let prefix = format!("{}/x", target.host());
+    let (run, _work) = relocate_one(&reference, &prefix, &proxy.host(), &["--retry-times", "1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!cdn.requests().is_empty(), "the redirect was followed");
+    assert_eq!(cdn.authorized(), 0);
+    assert!(token_trap.requests().is_empty(), "{:?}", token_trap.requests());
 }

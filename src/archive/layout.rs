@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::error::ArchiveError;
-use super::tar_stream::{scan_archive, ArchiveIndex};
+use super::tar_stream::{read_up_to, scan_archive, ArchiveIndex};
 use crate::limits::{MAX_BUNDLE_JSON, MAX_MANIFEST_SIZE};
 use crate::oci::Manifest;
 use crate::reference::{Digest, Reference};
@@ -409,17 +409,6 @@ impl ThickArchive {
             .extend(loaded);
         Ok(())
     }
-}
-
-fn read_up_to(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Manifests and indexes are JSON objects with `schemaVersion`; configs and layers are not,

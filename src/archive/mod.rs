@@ -7,4 +7,4 @@ mod tar_stream;
 
 pub use error::ArchiveError;
 pub use layout::{ImageLookup, IndexEntry, ThickArchive, CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION};
-pub(crate) use tar_stream::scan_archive;
+pub(crate) use tar_stream::{read_up_to, scan_archive};

@@ -163,6 +163,18 @@ fn skip_zero_padding(input: &mut impl BufRead) -> io::Result<()> {
     }
 }
 
+/// Reads until `buf` is full or the input ends; the number of bytes read.
+pub(crate) fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
 /// Drops `./` and empty components; refuses absolute paths and `..`.
 /// `Ok(None)` is the archive root itself.
 fn normalize_entry_name(raw: &str) -> Result<Option<String>, &'static str> {

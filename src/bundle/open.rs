@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::error::BundleError;
 use super::model::Bundle;
-use crate::archive::ThickArchive;
+use crate::archive::{read_up_to, ThickArchive};
 use crate::limits::MAX_BUNDLE_JSON;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -95,15 +95,4 @@ pub fn parse_bundle_json(path: &Path, json: &[u8]) -> Result<Bundle, BundleError
         path: path.to_path_buf(),
         source,
     })
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }

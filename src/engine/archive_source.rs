@@ -222,23 +222,33 @@ impl Source for ArchiveSource {
                 None => Ok(()),
             })
         });
-        let mut deliveries = Vec::new();
+        // a JoinSet: dropped with the copy (an interrupt), it aborts the deliveries it holds
+        let mut deliveries = tokio::task::JoinSet::new();
+        let mut tasks = HashMap::new();
         while let Some((read, chunks)) = entries_rx.recv().await {
             let digest = read.descriptor.digest.clone();
             let body: BlobBody = Box::pin(stream::unfold(chunks, |mut rx| async move {
                 rx.recv().await.map(|item| (item, rx))
             }));
-            deliveries.push((digest, tokio::spawn(deliver(read, body))));
+            let delivery = deliver(read, body);
+            let task = deliveries.spawn({
+                let digest = digest.clone();
+                async move { (digest, delivery.await) }
+            });
+            tasks.insert(task.id(), digest);
         }
         let mut failures = Vec::new();
         let mut delivered = HashSet::new();
-        for (digest, task) in deliveries {
-            match task.await {
-                Ok(Ok(())) => {
+        while let Some(joined) = deliveries.join_next().await {
+            match joined {
+                Ok((digest, Ok(()))) => {
                     delivered.insert(digest);
                 }
-                Ok(Err(e)) => failures.push((digest, e)),
-                Err(_) => failures.push((digest.clone(), CopyError::DeliveryFailed(digest))),
+                Ok((digest, Err(e))) => failures.push((digest, e)),
+                Err(e) => {
+                    let digest = tasks[&e.id()].clone();
+                    failures.push((digest.clone(), CopyError::DeliveryFailed(digest)));
+                }
             }
         }
         let read_error = match reader.await {

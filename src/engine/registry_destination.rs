@@ -59,7 +59,7 @@ impl Destination for RegistryDestination {
     async fn write_blob(&self, repository: &str, upload: Url, body: BlobBody, size: u64) -> Result<Url, CopyError> {
         let sent = self
             .registry
-            .upload_chunk(repository, upload.clone(), reqwest::Body::wrap_stream(body), Some(size))
+            .upload_chunk(repository, upload.clone(), body, Some(size))
             .await;
         if sent.is_err() {
             self.registry.cancel_upload(repository, upload).await;

@@ -316,7 +316,7 @@ impl Authenticator {
                 }
             };
             let status = response.status();
-            if is_retryable_status(status) && !last {
+            if is_retryable_status(status) && !last && !self.retry.too_long(retry_after(response.headers())) {
                 tokio::time::sleep(self.retry.delay(attempt, retry_after(response.headers()))).await;
                 attempt += 1;
                 continue;

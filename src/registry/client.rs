@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::OnceCell;
@@ -23,6 +25,7 @@ use crate::reference::{Digest, ManifestSelector};
 pub struct Registries {
     options: RegistryOptions,
     http: reqwest::Client,
+    upload_http: reqwest::Client,
     hosts: std::sync::Mutex<HashMap<String, Arc<Registry>>>,
 }
 
@@ -30,9 +33,11 @@ impl Registries {
     /// Builds the shared HTTP client; no registry is contacted until it is first used.
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
         let http = options.http_client()?;
+        let upload_http = options.upload_client()?;
         Ok(Registries {
             options,
             http,
+            upload_http,
             hosts: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -60,6 +65,8 @@ impl Registries {
                     host: api_host(domain).to_string(),
                     policy: self.options.scheme_policy(api_host(domain)),
                     http: self.http.clone(),
+                    upload_http: self.upload_http.clone(),
+                    timeout: self.options.timeout(),
                     retry: self.options.retry.clone(),
                     endpoint: OnceCell::new(),
                     open_uploads: std::sync::Mutex::new(HashMap::new()),
@@ -82,12 +89,44 @@ pub struct Registry {
     host: String,
     policy: SchemePolicy,
     http: reqwest::Client,
+    /// For streamed uploads, which are watched by their progress rather than a read timeout.
+    upload_http: reqwest::Client,
+    /// How long a request may make no progress.
+    timeout: Duration,
     retry: RetryPolicy,
     endpoint: OnceCell<Result<Endpoint, RegistryError>>,
     /// Upload sessions opened and not yet committed or cancelled: session URL → repository.
     open_uploads: std::sync::Mutex<HashMap<Url, String>>,
     /// Requests in flight to this registry, lowered while it answers 429.
     limiter: Limiter,
+}
+
+/// When a streamed upload last moved a byte.
+struct Progress {
+    last: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    fn moved(&self) {
+        *self.last.lock().expect("progress lock") = tokio::time::Instant::now();
+    }
+
+    /// Resolves once nothing has moved for `timeout` (after the last byte: no answer).
+    async fn stalled(&self, timeout: Duration) {
+        loop {
+            let last = *self.last.lock().expect("progress lock");
+            if last.elapsed() >= timeout {
+                return;
+            }
+            tokio::time::sleep_until(last + timeout).await;
+        }
+    }
 }
 
 /// Requests in flight to one registry before it asks for fewer.
@@ -196,7 +235,7 @@ impl Registry {
                     })
                 }
                 Ok(r) if r.status().is_success() => return Ok(Challenge::Anonymous),
-                Ok(r) if is_retryable_status(r.status()) && !last => {
+                Ok(r) if is_retryable_status(r.status()) && !last && !self.retry.too_long(retry_after(r.headers())) => {
                     tokio::time::sleep(self.retry.delay(attempt, retry_after(r.headers()))).await;
                 }
                 Ok(r) => {
@@ -253,13 +292,14 @@ impl Registry {
                 Err(Sent::Refused(e)) => return Err(e),
             };
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+            // only the registry itself may ask for other credentials (not a CDN it redirected to)
+            if status == StatusCode::UNAUTHORIZED && !reauthenticated && same_origin(response.url(), &endpoint.base) {
                 endpoint.auth.unauthorized(response.headers(), scopes).await?;
                 reauthenticated = true;
                 continue;
             }
             let asked = retry_after(response.headers());
-            let too_long = asked.is_some_and(|d| d > self.retry.max_retry_after);
+            let too_long = self.retry.too_long(asked);
             if is_retryable_status(status) && !last && !too_long {
                 let wait = self.retry.delay(attempt, asked);
                 tracing::debug!("{}: {operation}: {status} (retrying in {wait:?})", self.domain);
@@ -304,11 +344,19 @@ impl Registry {
                 .then(|| request.try_clone())
                 .flatten();
             let own_origin = same_origin(request.url(), &endpoint.base);
-            let mut builder = RequestBuilder::from_parts(self.http.clone(), request);
+            // a streamed body may wait on other uploads of the same bytes, and a cancel must
+            // not wait behind work it ends: neither takes a place under the limit
+            let streamed = request.body().is_some_and(|b| b.as_bytes().is_none());
+            let limited = !streamed && *request.method() != Method::DELETE;
+            let permit = match limited {
+                true => Some(self.limiter.acquire().await),
+                false => None,
+            };
+            let client = if streamed { &self.upload_http } else { &self.http };
+            let mut builder = RequestBuilder::from_parts(client.clone(), request);
             if own_origin {
                 builder = endpoint.auth.authorize(builder, scopes).await.map_err(Sent::Refused)?;
             }
-            let permit = self.limiter.acquire().await;
             let response = builder.send().await.map_err(Sent::Transport)?;
             drop(permit);
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
@@ -560,25 +608,45 @@ impl Registry {
     }
 
     /// Streams `body` into an upload session (PATCH); returns the session's next location.
-    pub async fn upload_chunk(
+    pub async fn upload_chunk<S>(
         &self,
         repository: &str,
         session: Url,
-        body: reqwest::Body,
+        body: S,
         length: Option<u64>,
-    ) -> Result<Url, RegistryError> {
+    ) -> Result<Url, RegistryError>
+    where
+        S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
         let op = format!("upload to {repository}");
         let scopes = [repository_scope(repository, true)];
         let session_was = session.clone();
+        let progress = Arc::new(Progress::new());
+        let body = {
+            let progress = progress.clone();
+            futures_util::StreamExt::inspect(body, move |_| progress.moved())
+        };
         let mut request = self
-            .http
+            .upload_http
             .request(Method::PATCH, session)
             .header(CONTENT_TYPE, "application/octet-stream")
-            .body(body);
+            .body(reqwest::Body::wrap_stream(body));
         if let Some(n) = length {
             request = request.header(CONTENT_LENGTH, n);
         }
-        let response = self.send_once(&op, &scopes, request).await?;
+        let sent = std::pin::pin!(self.send_once(&op, &scopes, request));
+        let stalled = std::pin::pin!(progress.stalled(self.timeout));
+        let response = match futures_util::future::select(sent, stalled).await {
+            futures_util::future::Either::Left((response, _)) => response?,
+            futures_util::future::Either::Right(_) => {
+                return Err(RegistryError::Transport {
+                    registry: self.domain.clone(),
+                    operation: format!("upload to {repository}"),
+                    detail: format!("no progress for {} s", self.timeout.as_secs()),
+                    retryable: true,
+                })
+            }
+        };
         let response = self
             .expect_success(
                 &op,
@@ -599,6 +667,8 @@ impl Registry {
         let scopes = [repository_scope(repository, true)];
         let mut url = session.clone();
         url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        // the session ends with the commit, answered or not
+        self.closed(&session);
         let response = self
             .send(&op, &scopes, |http, _| http.put(url.clone()).header(CONTENT_LENGTH, 0))
             .await?;
@@ -608,7 +678,6 @@ impl Registry {
             &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
         )
         .await?;
-        self.closed(&session);
         Ok(())
     }
 

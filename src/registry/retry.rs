@@ -36,6 +36,11 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Whether a `Retry-After` asks for more than this policy waits: then the request fails.
+    pub fn too_long(&self, retry_after: Option<Duration>) -> bool {
+        retry_after.is_some_and(|d| d > self.max_retry_after)
+    }
+
     /// Wait before attempt `attempt + 1` (0-based `attempt` just failed): half to all of
     /// `base * 2^attempt`, capped; or the server's `Retry-After`.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {

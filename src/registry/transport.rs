@@ -57,18 +57,32 @@ impl RegistryOptions {
 
     /// One HTTP client for every registry: HTTP/1.1 (a connection per transfer keeps large
     /// uploads from sharing one flow-control window), rustls with system roots plus ours.
+    /// Reads that make no progress for the timeout fail.
     pub(crate) fn http_client(&self) -> Result<reqwest::Client, RegistryError> {
+        self.client_builder(true)
+    }
+
+    /// The client for streamed uploads: reqwest's read timeout would also run while the body
+    /// is sent and cut any upload longer than it, so uploads are watched by their progress
+    /// instead (see `Registry::upload_chunk`).
+    pub(crate) fn upload_client(&self) -> Result<reqwest::Client, RegistryError> {
+        self.client_builder(false)
+    }
+
+    fn client_builder(&self, read_timeout: bool) -> Result<reqwest::Client, RegistryError> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .http1_only()
             .user_agent(concat!("cnab-relocate/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.timeout())
-            .read_timeout(self.timeout())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             // followed by the client itself, which attaches credentials per origin
             .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(self.skip_tls_verify);
+        if read_timeout {
+            builder = builder.read_timeout(self.timeout());
+        }
         for path in &self.ca_cert_paths {
             let pem = std::fs::read(path).map_err(|e| RegistryError::Config {
                 detail: format!("cannot read CA certificate file {}: {e}", path.display()),

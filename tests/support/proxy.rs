@@ -36,6 +36,8 @@ pub enum Fault {
     LoseAnswer(u16),
     /// Never answer.
     Stall,
+    /// Forward, reading the request body at this many bytes per second.
+    Throttle(u64),
     /// Answer with this status and a body that never ends.
     Endless(u16),
     /// Forward, leaving this header out of the response.
@@ -289,7 +291,24 @@ async fn forward(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body
     for (k, v) in req.headers() {
         upstream = upstream.header(k, v);
     }
-    let body_stream = req.into_body().into_data_stream();
+    let throttle = match &fault {
+        Some(Fault::Throttle(rate)) => Some(*rate),
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let mut read = 0u64;
+    let body_stream = req.into_body().into_data_stream().then(move |chunk| {
+        if let Ok(c) = &chunk {
+            read += c.len() as u64;
+        }
+        let due = throttle.map(|rate| started + std::time::Duration::from_secs_f64(read as f64 / rate as f64));
+        async move {
+            if let Some(due) = due {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            chunk
+        }
+    });
     let resp = match upstream.body(reqwest::Body::wrap_stream(body_stream)).send().await {
         Ok(r) => r,
         Err(e) => {

@@ -11,6 +11,11 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start() -> Recorder {
+        Recorder::answering("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into())
+    }
+
+    /// A recorder that answers every request with `response` (a whole HTTP/1.1 response).
+    pub fn answering(response: String) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -28,7 +33,7 @@ impl Recorder {
                     head.push_str(&line);
                 }
                 seen.lock().unwrap().push(head);
-                let _ = stream.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(response.as_bytes());
             }
         });
         Recorder { port, requests }
