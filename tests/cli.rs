@@ -575,3 +575,10 @@ fn control_characters_from_a_bundle_never_reach_the_terminal_raw() {
     assert!(!err.contains(['\x1b', '\x07', '\r']), "{err:?}");
     assert!(err.contains("\\u{1b}[2J"), "shown escaped: {err}");
 }
+
+#[test]
+fn help_into_a_pipe_carries_no_escape_sequences() {
+    let o = run(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains('\x1b'));
+}

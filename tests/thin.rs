@@ -6,7 +6,7 @@ mod support;
 use support::fixtures::{skopeo_digest, skopeo_raw};
 use support::proxy::{Fault, Proxy, Rule};
 use support::registry::{Mode, TestRegistry, PASSWORD, USER};
-use support::{docker_config, mapped, populate, relocate, repository_of, run_with, write_bundle};
+use support::{docker_config, docker_config_for, mapped, populate, relocate, repository_of, run_with, write_bundle};
 
 const KIB: usize = 1024;
 
@@ -1097,4 +1097,95 @@ fn an_upload_slower_than_the_timeout_that_keeps_moving_is_never_cut() {
     run.assert_ok();
     let relocated = mapped(&relmap)[&images.oci_plain.0].as_str().unwrap().to_string();
     assert_eq!(skopeo_digest(&relocated, &proxy_opts()), images.oci_plain.1);
+}
+
+#[test]
+fn a_mount_answered_for_another_digest_is_not_trusted() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    let other = format!("sha256:{}", "0".repeat(64));
+    proxy.add(Rule {
+        method: "POST",
+        path_contains: "mount=".into(),
+        fault: Fault::MountedAs(other),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.oci_plain.0],
+        &[("d", serde_json::json!({"image": images.deep.0}))],
+    );
+    let relmap = work.path().join("relmap.json");
+    let run = relocate(&bundle, &format!("{}/lying", proxy.host()), &relmap, &["--json"]);
+    run.assert_ok();
+    assert!(proxy.count("POST", "mount=") >= 1);
+    assert_eq!(run.blob_outcomes(&images.base_layer), ["uploaded", "uploaded"]);
+    let map = mapped(&relmap);
+    for (original, digest) in [&images.oci_plain, &images.deep] {
+        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
+    }
+}
+
+#[test]
+fn a_retry_after_longer_than_five_minutes_fails_instead_of_hammering() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "PUT",
+        path_contains: "/manifests/".into(),
+        fault: Fault::Status(503, Some(600)),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let started = std::time::Instant::now();
+    let run = relocate(&bundle, &format!("{}/later", proxy.host()), &relmap, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(proxy.count("PUT", "/manifests/"), 1, "asked once, not hammered");
+    assert!(run.stderr.contains("503"), "{}", run.stderr);
+}
+
+#[test]
+fn an_endless_token_answer_is_not_read_to_its_end() {
+    let target = TestRegistry::start(Mode::Token);
+    let endless = Proxy::start("http://127.0.0.1:1");
+    endless.add(Rule {
+        method: "GET",
+        path_contains: "/token".into(),
+        fault: Fault::Endless(200),
+        times: usize::MAX,
+    });
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: "/v2/".into(),
+        fault: Fault::RewriteRealm(format!("http://127.0.0.1:{}/token", endless.port)),
+        times: usize::MAX,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(
+        work.path(),
+        &["example.com/never/read@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540"],
+        &[],
+    );
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(support::bin())
+        .args([bundle.to_str().unwrap(), "-p", &format!("{}/x", proxy.host())])
+        .args(["-m", work.path().join("relmap.json").to_str().unwrap()])
+        .env("DOCKER_CONFIG", docker_config_for(&[proxy.host()]).path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("more than 1048576 bytes"), "{stderr}");
+    let peak_kib: u64 = stderr.trim().lines().last().unwrap().parse().unwrap();
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
 }

@@ -36,6 +36,8 @@ pub enum Fault {
     LoseAnswer(u16),
     /// Never answer.
     Stall,
+    /// Answer 201 (mounted) naming this digest, without forwarding.
+    MountedAs(String),
     /// Forward, reading the request body at this many bytes per second.
     Throttle(u64),
     /// Answer with this status and a body that never ends.
@@ -269,6 +271,13 @@ async fn forward(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body
             .status(*code)
             .header("content-type", "application/vnd.oci.image.manifest.v1+json");
         return Ok(resp.body(BodyExt::boxed(StreamBody::new(endless))).unwrap());
+    }
+    if let Some(Fault::MountedAs(digest)) = &fault {
+        record(201, true);
+        let resp = Response::builder()
+            .status(201)
+            .header("docker-content-digest", digest.as_str());
+        return Ok(resp.body(full(String::new())).unwrap());
     }
     if let Some(Fault::Stall) = &fault {
         record(0, true);
