@@ -20,7 +20,10 @@ pub enum Mode {
 pub struct Output {
     mode: Mode,
     started: Instant,
-    bars: Option<Bars>,
+    /// Whether progress bars may be drawn (a person at a terminal).
+    show_bars: bool,
+    /// Drawn from the first transfer on: an error before any shows no bar.
+    bars: std::sync::OnceLock<Bars>,
 }
 
 struct Bars {
@@ -31,26 +34,28 @@ struct Bars {
 
 impl Output {
     pub fn new(mode: Mode) -> Arc<Output> {
-        let bars = (mode == Mode::Human && std::io::stderr().is_terminal()).then(|| {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let total = multi.add(ProgressBar::new(0));
-            total.set_style(
-                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            total.set_prefix("total");
-            Bars {
-                multi,
-                total,
-                blobs: Mutex::new(HashMap::new()),
-            }
-        });
         Arc::new(Output {
             mode,
             started: Instant::now(),
-            bars,
+            show_bars: mode == Mode::Human && std::io::stderr().is_terminal(),
+            bars: std::sync::OnceLock::new(),
         })
+    }
+
+    fn start_bars() -> Bars {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total = multi.add(ProgressBar::new(0));
+        total.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        total.set_prefix("total");
+        Bars {
+            multi,
+            total,
+            blobs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// A line for the user (above the bars, if any).
@@ -59,7 +64,7 @@ impl Output {
             return;
         }
         let text = &*crate::terminal::escape_controls(text);
-        match &self.bars {
+        match self.bars.get() {
             Some(b) => {
                 let _ = b.multi.println(text);
             }
@@ -115,7 +120,10 @@ impl Output {
     }
 
     fn progress(&self, event: &Event) {
-        let Some(b) = &self.bars else { return };
+        if !self.show_bars {
+            return;
+        }
+        let b = self.bars.get_or_init(Output::start_bars);
         match event {
             Event::BlobStarted { digest, size, .. } => {
                 b.total.inc_length(*size);
@@ -154,7 +162,7 @@ impl Output {
     }
 
     pub fn finish(&self) {
-        if let Some(b) = &self.bars {
+        if let Some(b) = self.bars.get() {
             for bar in b.blobs.lock().expect("bars lock").drain().map(|(_, bar)| bar) {
                 bar.finish_and_clear();
             }

@@ -582,3 +582,24 @@ fn help_into_a_pipe_carries_no_escape_sequences() {
     assert_eq!(o.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&o.stdout).contains('\x1b'));
 }
+
+#[test]
+fn no_colours_on_a_terminal_when_no_color_is_set_nor_in_logs() {
+    // `script` gives the program a terminal; its output is what the terminal was sent
+    let bin = env!("CARGO_BIN_EXE_cnab-relocate");
+    let o = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} --help; {bin} /nonexistent.json -p example.com/x -m /tmp/x.json -vv"),
+            "/dev/null",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&o.stdout);
+    assert!(seen.contains("Usage") && seen.contains("cannot read bundle"), "{seen}");
+    assert!(
+        !seen.contains('\x1b'),
+        "no escape sequence at all before any transfer: {seen:?}"
+    );
+}

@@ -1051,21 +1051,30 @@ fn a_registry_that_wants_fewer_requests_gets_fewer() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 128 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.busy_above(2);
+    proxy.busy_above(1);
     let work = tempfile::tempdir().unwrap();
     let all = images.all();
+    // each image by tag and by digest: twice the repositories, every blob checked in each
     let others: Vec<(String, serde_json::Value)> = all[1..]
         .iter()
+        .map(|(r, _)| r.clone())
+        .chain(all.iter().map(|(r, d)| format!("{}@{d}", repository_of(r))))
         .enumerate()
-        .map(|(i, (r, _))| (format!("i{i}"), serde_json::json!({"image": r})))
+        .map(|(i, r)| (format!("i{i}"), serde_json::json!({"image": r})))
         .collect();
     let others: Vec<(&str, serde_json::Value)> = others.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let bundle = write_bundle(work.path(), &[&all[0].0], &others);
     let relmap = work.path().join("relmap.json");
-    // the default --concurrency 8 against a registry that takes 2 at a time
+    // the default --concurrency 8 against a registry that takes one request at a time
     let run = relocate(&bundle, &format!("{}/busy", proxy.host()), &relmap, &[]);
     run.assert_ok();
-    assert!(proxy.log().iter().any(|l| l.status == 429), "the registry pushed back");
+    // measured: about 30 answers of 429 with the limit lowered, over 50 without it
+    let pushed_back = proxy.log().iter().filter(|l| l.status == 429).count();
+    assert!(pushed_back >= 1, "the registry pushed back");
+    assert!(
+        pushed_back < 40,
+        "the requests in flight came down: {pushed_back} answers of 429"
+    );
     let map = mapped(&relmap);
     for (original, digest) in &all {
         assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
@@ -1188,4 +1197,97 @@ fn an_endless_token_answer_is_not_read_to_its_end() {
     assert!(stderr.contains("more than 1048576 bytes"), "{stderr}");
     let peak_kib: u64 = stderr.trim().lines().last().unwrap().parse().unwrap();
     assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+#[test]
+fn a_long_retry_after_is_shown_to_the_user() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "PUT",
+        path_contains: "/manifests/".into(),
+        fault: Fault::Status(503, Some(6)),
+        times: 1,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let run = relocate(
+        &bundle,
+        &format!("{}/wait", proxy.host()),
+        &work.path().join("relmap.json"),
+        &[],
+    );
+    run.assert_ok();
+    assert!(run.stderr.contains("asks to wait 6 s"), "{}", run.stderr);
+}
+
+#[test]
+fn a_registry_answering_a_byte_every_five_seconds_fails_within_the_timeout() {
+    use std::io::Write;
+    let source = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let trickle = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = trickle.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in trickle.incoming() {
+            let Ok(mut stream) = stream else { break };
+            std::thread::spawn(move || {
+                for byte in b"HTTP/1.1 200 OK\r\n".iter().cycle() {
+                    if stream.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                }
+            });
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let started = std::time::Instant::now();
+    let run = relocate(
+        &bundle,
+        &format!("{host}/x"),
+        &work.path().join("relmap.json"),
+        &["--timeout", "2"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(run.stderr.contains(&host), "{}", run.stderr);
+}
+
+#[test]
+fn a_401_later_in_the_run_authenticates_again() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Htpasswd);
+    let images = populate(&source, 64 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", target.host()));
+    proxy.add(Rule {
+        method: "PUT",
+        path_contains: "/manifests/".into(),
+        fault: Fault::Status(401, None),
+        times: 1,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let relmap = work.path().join("relmap.json");
+    let config = docker_config_for(&[proxy.host()]);
+    let args = [
+        bundle.to_str().unwrap(),
+        "-p",
+        &format!("{}/again", proxy.host()),
+        "-m",
+        relmap.to_str().unwrap(),
+    ];
+    run_with(&args, config.path(), &[]).assert_ok();
+    assert_eq!(
+        proxy.count("PUT", "/manifests/"),
+        2,
+        "the refused push was sent once more"
+    );
 }

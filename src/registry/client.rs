@@ -138,6 +138,8 @@ const MAX_REDIRECTS: usize = 10;
 /// Why a request got no answer: the transport failed, or it was not sent.
 enum Sent {
     Transport(reqwest::Error),
+    /// No answer within the timeout (a hung connection or TLS handshake).
+    Silent,
     Refused(RegistryError),
 }
 
@@ -228,7 +230,17 @@ impl Registry {
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
             let last_contact_try = attempt + 1 >= self.retry.first_contact_attempts;
-            match self.http.get(url.clone()).send().await {
+            let answered = match tokio::time::timeout(self.timeout, self.http.get(url.clone()).send()).await {
+                Ok(answered) => answered,
+                // never answered (a hung connection or TLS handshake): as good as unreachable
+                Err(_) if last || last_contact_try => return Err(self.silent(&format!("GET {url}"))),
+                Err(_) => {
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+            };
+            match answered {
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                     return Challenge::from_headers(r.headers()).ok_or_else(|| {
                         self.protocol("answered 401 without a usable WWW-Authenticate challenge".into())
@@ -287,8 +299,15 @@ impl Registry {
                     attempt += 1;
                     continue;
                 }
+                Err(Sent::Silent) if !last => {
+                    tracing::debug!("{}: {operation}: no answer within the timeout (retrying)", self.domain);
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
                 // this request's attempts are spent: trying the transfer again would multiply them
                 Err(Sent::Transport(e)) => return Err(self.transport(operation, &e).attempts_spent()),
+                Err(Sent::Silent) => return Err(self.silent(operation).attempts_spent()),
                 Err(Sent::Refused(e)) => return Err(e),
             };
             let status = response.status();
@@ -324,6 +343,7 @@ impl Registry {
         match self.execute(endpoint, request, scopes).await {
             Ok(r) => Ok(r),
             Err(Sent::Transport(e)) => Err(self.transport(operation, &e)),
+            Err(Sent::Silent) => Err(self.silent(operation)),
             Err(Sent::Refused(e)) => Err(e),
         }
     }
@@ -357,7 +377,15 @@ impl Registry {
             if own_origin {
                 builder = endpoint.auth.authorize(builder, scopes).await.map_err(Sent::Refused)?;
             }
-            let response = builder.send().await.map_err(Sent::Transport)?;
+            // a streamed upload is watched by its progress; anything else must be answered in time
+            let response = if streamed {
+                builder.send().await.map_err(Sent::Transport)?
+            } else {
+                match tokio::time::timeout(self.timeout, builder.send()).await {
+                    Ok(sent) => sent.map_err(Sent::Transport)?,
+                    Err(_) => return Err(Sent::Silent),
+                }
+            };
             drop(permit);
             if response.status() == StatusCode::TOO_MANY_REQUESTS {
                 self.limiter.too_many();
@@ -724,6 +752,15 @@ impl Registry {
             operation: op.to_string(),
             detail: error_chain(e),
             retryable: is_retryable_error(e),
+        }
+    }
+
+    fn silent(&self, op: &str) -> RegistryError {
+        RegistryError::Transport {
+            registry: self.domain.clone(),
+            operation: op.to_string(),
+            detail: format!("no answer within {} s (--timeout)", self.timeout.as_secs()),
+            retryable: true,
         }
     }
 
