@@ -285,10 +285,7 @@ fn a_registry_that_will_not_mount_gets_the_upload_instead() {
         "{}",
         run.stdout
     );
-    let map = mapped(&relmap);
-    for (original, digest) in [&images.oci_plain, &images.deep] {
-        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
-    }
+    assert_relocated(&relmap, [&images.oci_plain, &images.deep]);
 }
 
 #[test]
@@ -526,6 +523,18 @@ fn bursts_of_5xx_and_429_are_retried() {
     }
 }
 
+/// Each original's relocated reference (through the proxy) serves exactly its digest.
+fn assert_relocated<'a>(relmap: &std::path::Path, images: impl IntoIterator<Item = &'a (String, String)>) {
+    let map = mapped(relmap);
+    for (original, digest) in images {
+        assert_eq!(
+            &skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()),
+            digest,
+            "{original}"
+        );
+    }
+}
+
 fn proxy_opts() -> Vec<String> {
     vec!["--src-tls-verify=false".to_string()]
 }
@@ -536,12 +545,7 @@ fn persistent_server_errors_fail_with_the_registrys_message() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 64 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "PUT",
-        path_contains: "/manifests/".into(),
-        fault: Fault::Status(503, None),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always("PUT", "/manifests/", Fault::Status(503, None)));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
@@ -762,12 +766,7 @@ fn a_mount_refused_with_any_client_error_falls_back_to_an_upload() {
     );
     for status in [401, 403, 404, 405] {
         let proxy = Proxy::start(&format!("http://{}", target.host()));
-        proxy.add(Rule {
-            method: "POST",
-            path_contains: "mount=".into(),
-            fault: Fault::Status(status, None),
-            times: usize::MAX,
-        });
+        proxy.add(Rule::always("POST", "mount=", Fault::Status(status, None)));
         let relmap = work.path().join(format!("relmap-{status}.json"));
         let run = relocate(
             &bundle,
@@ -782,10 +781,7 @@ fn a_mount_refused_with_any_client_error_falls_back_to_an_upload() {
             ["uploaded", "uploaded"],
             "{status}"
         );
-        let map = mapped(&relmap);
-        for (original, digest) in [&images.oci_plain, &images.deep] {
-            assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
-        }
+        assert_relocated(&relmap, [&images.oci_plain, &images.deep]);
     }
 }
 
@@ -795,12 +791,11 @@ fn a_manifest_head_without_its_digest_header_is_read_instead() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 64 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "HEAD",
-        path_contains: "/manifests/".into(),
-        fault: Fault::StripResponseHeader("docker-content-digest"),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always(
+        "HEAD",
+        "/manifests/",
+        Fault::StripResponseHeader("docker-content-digest"),
+    ));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(work.path(), &[&images.multi.0], &[]);
     let relmap = work.path().join("relmap.json");
@@ -853,12 +848,7 @@ fn an_unreachable_target_fails_fast_for_any_number_of_images_without_colours() {
 fn a_registry_that_answers_503_to_its_ping_is_reported_as_such() {
     let target = TestRegistry::start(Mode::Plain);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "GET",
-        path_contains: "/v2/".into(),
-        fault: Fault::Status(503, None),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always("GET", "/v2/", Fault::Status(503, None)));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(
         work.path(),
@@ -888,12 +878,7 @@ fn endless_bodies_from_a_registry_are_not_read_to_their_end() {
     let work = tempfile::tempdir().unwrap();
     for (status, needle) in [(200, "larger than"), (404, "xxxx")] {
         let proxy = Proxy::start(&format!("http://{}", source.host()));
-        proxy.add(Rule {
-            method: "GET",
-            path_contains: "/manifests/".into(),
-            fault: Fault::Endless(status),
-            times: usize::MAX,
-        });
+        proxy.add(Rule::always("GET", "/manifests/", Fault::Endless(status)));
         let reference = images.oci_plain.0.replace(&source.host(), &proxy.host());
         let bundle = write_bundle(work.path(), &[&reference], &[]);
         let relmap = work.path().join("relmap.json");
@@ -937,10 +922,7 @@ fn a_thirty_second_outage_of_the_target_mid_run_is_ridden_out() {
         proxy.log().iter().filter(|l| l.faulted).count() > 1,
         "the outage happened"
     );
-    let map = mapped(&relmap);
-    for (original, digest) in &all {
-        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
-    }
+    assert_relocated(&relmap, &all);
 }
 
 #[test]
@@ -974,12 +956,7 @@ fn a_commit_whose_answer_is_lost_is_checked_not_sent_again() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 64 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "PUT",
-        path_contains: "digest=".into(),
-        fault: Fault::LoseAnswer(500),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always("PUT", "digest=", Fault::LoseAnswer(500)));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
@@ -1007,12 +984,7 @@ fn sigint_and_sigterm_cancel_open_uploads_and_write_no_mapping() {
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
         let proxy = Proxy::start(&format!("http://{}", target.host()));
-        proxy.add(Rule {
-            method: "PATCH",
-            path_contains: "/blobs/uploads/".into(),
-            fault: Fault::Stall,
-            times: usize::MAX,
-        });
+        proxy.add(Rule::always("PATCH", "/blobs/uploads/", Fault::Stall));
         let relmap = work.path().join("relmap.json");
         let mut child = std::process::Command::new(support::bin())
             .args([bundle.to_str().unwrap(), "-p", &format!("{}/sig", proxy.host())])
@@ -1075,10 +1047,7 @@ fn a_registry_that_wants_fewer_requests_gets_fewer() {
         pushed_back < 40,
         "the requests in flight came down: {pushed_back} answers of 429"
     );
-    let map = mapped(&relmap);
-    for (original, digest) in &all {
-        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
-    }
+    assert_relocated(&relmap, &all);
 }
 
 #[test]
@@ -1088,12 +1057,11 @@ fn an_upload_slower_than_the_timeout_that_keeps_moving_is_never_cut() {
     let images = populate(&source, 16 * 1024 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
     // the 16 MiB base layer takes 4 s to cross at 4 MiB/s; nothing stalls for 3 s
-    proxy.add(Rule {
-        method: "PATCH",
-        path_contains: "/blobs/uploads/".into(),
-        fault: Fault::Throttle(4 * 1024 * 1024),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always(
+        "PATCH",
+        "/blobs/uploads/",
+        Fault::Throttle(4 * 1024 * 1024),
+    ));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
@@ -1115,12 +1083,7 @@ fn a_mount_answered_for_another_digest_is_not_trusted() {
     let images = populate(&source, 64 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
     let other = format!("sha256:{}", "0".repeat(64));
-    proxy.add(Rule {
-        method: "POST",
-        path_contains: "mount=".into(),
-        fault: Fault::MountedAs(other),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always("POST", "mount=", Fault::MountedAs(other)));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(
         work.path(),
@@ -1132,10 +1095,7 @@ fn a_mount_answered_for_another_digest_is_not_trusted() {
     run.assert_ok();
     assert!(proxy.count("POST", "mount=") >= 1);
     assert_eq!(run.blob_outcomes(&images.base_layer), ["uploaded", "uploaded"]);
-    let map = mapped(&relmap);
-    for (original, digest) in [&images.oci_plain, &images.deep] {
-        assert_eq!(&skopeo_digest(map[original].as_str().unwrap(), &proxy_opts()), digest);
-    }
+    assert_relocated(&relmap, [&images.oci_plain, &images.deep]);
 }
 
 #[test]
@@ -1144,12 +1104,7 @@ fn a_retry_after_longer_than_five_minutes_fails_instead_of_hammering() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 64 * KIB);
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "PUT",
-        path_contains: "/manifests/".into(),
-        fault: Fault::Status(503, Some(600)),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always("PUT", "/manifests/", Fault::Status(503, Some(600))));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
     let relmap = work.path().join("relmap.json");
@@ -1172,12 +1127,11 @@ fn an_endless_token_answer_is_not_read_to_its_end() {
         times: usize::MAX,
     });
     let proxy = Proxy::start(&format!("http://{}", target.host()));
-    proxy.add(Rule {
-        method: "GET",
-        path_contains: "/v2/".into(),
-        fault: Fault::RewriteRealm(format!("http://127.0.0.1:{}/token", endless.port)),
-        times: usize::MAX,
-    });
+    proxy.add(Rule::always(
+        "GET",
+        "/v2/",
+        Fault::RewriteRealm(format!("http://127.0.0.1:{}/token", endless.port)),
+    ));
     let work = tempfile::tempdir().unwrap();
     let bundle = write_bundle(
         work.path(),

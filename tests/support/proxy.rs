@@ -59,6 +59,18 @@ pub struct Rule {
     pub times: usize,
 }
 
+impl Rule {
+    /// `fault` for every request of `method` whose path contains `path_contains`.
+    pub fn always(method: &'static str, path_contains: &str, fault: Fault) -> Rule {
+        Rule {
+            method,
+            path_contains: path_contains.into(),
+            fault,
+            times: usize::MAX,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Logged {
     pub method: String,
