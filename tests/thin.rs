@@ -523,6 +523,17 @@ fn bursts_of_5xx_and_429_are_retried() {
     }
 }
 
+/// A bundle whose first reference is the invocation image and the rest keyed images.
+fn bundle_of(dir: &std::path::Path, references: &[String]) -> std::path::PathBuf {
+    let keyed: Vec<(String, serde_json::Value)> = references[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("i{i}"), serde_json::json!({"image": r})))
+        .collect();
+    let keyed: Vec<(&str, serde_json::Value)> = keyed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    write_bundle(dir, &[&references[0]], &keyed)
+}
+
 /// Each original's relocated reference (through the proxy) serves exactly its digest.
 fn assert_relocated<'a>(relmap: &std::path::Path, images: impl IntoIterator<Item = &'a (String, String)>) {
     let map = mapped(relmap);
@@ -819,14 +830,8 @@ fn an_unreachable_target_fails_fast_for_any_number_of_images_without_colours() {
     };
     let work = tempfile::tempdir().unwrap();
     let all = images.all();
-    let keyed: Vec<(String, serde_json::Value)> = all
-        .iter()
-        .chain(all.iter())
-        .enumerate()
-        .map(|(i, (r, d))| (format!("i{i}"), serde_json::json!({"image": format!("{r}@{d}")})))
-        .collect();
-    let keyed: Vec<(&str, serde_json::Value)> = keyed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let bundle = write_bundle(work.path(), &[&all[0].0], &keyed);
+    let pinned: Vec<String> = all.iter().chain(all.iter()).map(|(r, d)| format!("{r}@{d}")).collect();
+    let bundle = bundle_of(work.path(), &[vec![all[0].0.clone()], pinned].concat());
     let started = std::time::Instant::now();
     let run = relocate(
         &bundle,
@@ -908,13 +913,8 @@ fn a_thirty_second_outage_of_the_target_mid_run_is_ridden_out() {
     proxy.outage_after(12, std::time::Duration::from_secs(30));
     let work = tempfile::tempdir().unwrap();
     let all = images.all();
-    let others: Vec<(String, serde_json::Value)> = all[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, (r, _))| (format!("i{i}"), serde_json::json!({"image": r})))
-        .collect();
-    let others: Vec<(&str, serde_json::Value)> = others.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let bundle = write_bundle(work.path(), &[&all[0].0], &others);
+    let references: Vec<String> = all.iter().map(|(r, _)| r.clone()).collect();
+    let bundle = bundle_of(work.path(), &references);
     let relmap = work.path().join("relmap.json");
     let run = relocate(&bundle, &format!("{}/outage", proxy.host()), &relmap, &[]);
     run.assert_ok();
@@ -1027,15 +1027,12 @@ fn a_registry_that_wants_fewer_requests_gets_fewer() {
     let work = tempfile::tempdir().unwrap();
     let all = images.all();
     // each image by tag and by digest: twice the repositories, every blob checked in each
-    let others: Vec<(String, serde_json::Value)> = all[1..]
+    let references: Vec<String> = all
         .iter()
         .map(|(r, _)| r.clone())
         .chain(all.iter().map(|(r, d)| format!("{}@{d}", repository_of(r))))
-        .enumerate()
-        .map(|(i, r)| (format!("i{i}"), serde_json::json!({"image": r})))
         .collect();
-    let others: Vec<(&str, serde_json::Value)> = others.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let bundle = write_bundle(work.path(), &[&all[0].0], &others);
+    let bundle = bundle_of(work.path(), &references);
     let relmap = work.path().join("relmap.json");
     // the default --concurrency 8 against a registry that takes one request at a time
     let run = relocate(&bundle, &format!("{}/busy", proxy.host()), &relmap, &[]);
