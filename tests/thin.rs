@@ -887,18 +887,11 @@ fn endless_bodies_from_a_registry_are_not_read_to_their_end() {
         let reference = images.oci_plain.0.replace(&source.host(), &proxy.host());
         let bundle = write_bundle(work.path(), &[&reference], &[]);
         let relmap = work.path().join("relmap.json");
-        let out = std::process::Command::new("/usr/bin/time")
-            .args(["-f", "%M"])
-            .arg(support::bin())
-            .args([bundle.to_str().unwrap(), "-p", &format!("{}/x", target.host())])
-            .args(["-m", relmap.to_str().unwrap()])
-            .env("DOCKER_CONFIG", work.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{status}: {stderr}");
-        assert!(stderr.contains(needle), "{status}: {stderr}");
-        let peak_kib: u64 = stderr.trim().lines().last().unwrap().parse().unwrap();
+        let prefix = format!("{}/x", target.host());
+        let args = [bundle.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()];
+        let (run, peak_kib) = support::run_measured(&args, work.path());
+        assert_eq!(run.code, 1, "{status}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{status}: {}", run.stderr);
         assert!(peak_kib < 100 * 1024, "{status}: peak RSS {peak_kib} KiB");
     }
 }
@@ -1135,18 +1128,13 @@ fn an_endless_token_answer_is_not_read_to_its_end() {
         &["example.com/never/read@sha256:4d41eeb38fb14266b7c0461ef1ef0b2f8c05f41cd544987a259a9d92cdad2540"],
         &[],
     );
-    let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(support::bin())
-        .args([bundle.to_str().unwrap(), "-p", &format!("{}/x", proxy.host())])
-        .args(["-m", work.path().join("relmap.json").to_str().unwrap()])
-        .env("DOCKER_CONFIG", docker_config_for(&[proxy.host()]).path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("more than 1048576 bytes"), "{stderr}");
-    let peak_kib: u64 = stderr.trim().lines().last().unwrap().parse().unwrap();
+    let prefix = format!("{}/x", proxy.host());
+    let relmap = work.path().join("relmap.json");
+    let args = [bundle.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()];
+    let config = docker_config_for(&[proxy.host()]);
+    let (run, peak_kib) = support::run_measured(&args, config.path());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("more than 1048576 bytes"), "{}", run.stderr);
     assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
 }
 

@@ -19,12 +19,12 @@ pub enum BundleError {
         source: std::io::Error,
     },
     /// A `bundle.json` larger than [`MAX_BUNDLE_JSON`].
-    #[error("bundle {path} is {size} bytes; a bundle.json over {max} bytes is refused", max = MAX_BUNDLE_JSON)]
+    #[error("bundle {path} {}; a bundle.json over {max} bytes is refused", size.map_or(format!("has more than {MAX_BUNDLE_JSON} bytes"), |s| format!("is {s} bytes")), max = MAX_BUNDLE_JSON)]
     TooLarge {
         /// The bundle's path.
         path: PathBuf,
-        /// Its size in bytes.
-        size: u64,
+        /// Its size in bytes, when known (a pipe's is not).
+        size: Option<u64>,
     },
     /// Neither gzip nor JSON: the first non-whitespace byte is not printable ASCII.
     #[error("bundle {path} is neither a gzipped thick bundle nor JSON (its first byte is {first:#04x})")]

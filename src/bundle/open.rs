@@ -56,7 +56,7 @@ pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
         if size > MAX_BUNDLE_JSON {
             return Err(BundleError::TooLarge {
                 path: path.to_path_buf(),
-                size,
+                size: Some(size),
             });
         }
         let mut json = magic[..n].to_vec();
@@ -68,7 +68,7 @@ pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
         if json.len() as u64 > MAX_BUNDLE_JSON {
             return Err(BundleError::TooLarge {
                 path: path.to_path_buf(),
-                size: json.len() as u64,
+                size: None,
             });
         }
         (BundleFormat::Thin, json)

@@ -69,6 +69,30 @@ pub fn run_with(args: &[&str], docker_config: &Path, extra_env: &[(&str, &str)])
     }
 }
 
+/// Runs cnab-relocate under GNU time; the run (its stderr without time's line) and the peak
+/// RSS in KiB.
+pub fn run_measured(args: &[&str], docker_config: &Path) -> (Run, u64) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(bin())
+        .args(args)
+        .env("DOCKER_CONFIG", docker_config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (rest, peak) = stderr.trim_end().rsplit_once('\n').unwrap_or(("", stderr.trim()));
+    let peak_kib = peak
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no peak RSS in {stderr}"));
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: rest.to_string(),
+    };
+    (run, peak_kib)
+}
+
 /// A folder with a Docker `config.json` holding `auths`.
 pub fn docker_config(auths: serde_json::Value) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
