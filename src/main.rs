@@ -285,6 +285,7 @@ fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
         copy: CopyOptions {
             concurrency: usize::from(args.concurrency),
             retry,
+            ..CopyOptions::default()
         },
     }
 }

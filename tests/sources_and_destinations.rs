@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use cnab_relocate::archive::ThickArchive;
 use cnab_relocate::engine::{
-    ArchiveSource, BlobBody, BlobRead, Destination, ImageJob, Mount, RegistryDestination, RegistrySource, Source,
+    ArchiveSource, BlobBody, BlobRead, Destination, ImageJob, ManifestRead, Mount, RegistryDestination, RegistrySource,
+    Source,
 };
-use cnab_relocate::oci::{Manifest, OCI_MANIFEST};
+use cnab_relocate::oci::{Manifest, ManifestRef, OCI_MANIFEST};
 use cnab_relocate::reference::{Digest, ManifestSelector, Reference};
 use cnab_relocate::registry::{Registries, RegistryOptions};
 use futures_util::StreamExt;
@@ -33,8 +34,8 @@ fn job(reference: &str, pinned: &str) -> ImageJob {
 }
 
 /// What every source must do: resolve each job to its whole tree (children before their
-/// index, each blob once), refuse what it does not hold, and offer each blob asked for once,
-/// with exactly its bytes.
+/// index, each blob once), refuse what it does not hold, give the bytes of every manifest of a
+/// tree again, and offer each blob asked for once, with exactly its bytes.
 async fn validate_source<S: Source>(source: &S, jobs: &[ImageJob], images: &LayoutImages) {
     let multi = source.resolve(&jobs[0]).await.unwrap();
     assert_eq!(multi.top.digest.to_string(), images.multi);
@@ -50,6 +51,24 @@ async fn validate_source<S: Source>(source: &S, jobs: &[ImageJob], images: &Layo
 
     let absent = job(&format!("{}x", jobs[0].source), &format!("sha256:{}", "0".repeat(64)));
     assert!(source.resolve(&absent).await.is_err(), "an image it lacks is an error");
+
+    let read = |m: &ManifestRef| ManifestRead {
+        manifest: m.clone(),
+        origin: jobs[0].source.clone(),
+    };
+    let wanted: Vec<ManifestRead> = multi.manifests().map(read).collect();
+    let manifests = source.read_manifests(wanted).await.unwrap();
+    let got: Vec<ManifestRef> = manifests.iter().map(ManifestRef::from).collect();
+    let want: Vec<ManifestRef> = multi.manifests().cloned().collect();
+    assert_eq!(got, want, "every manifest of the tree, byte for byte");
+    let unknown = ManifestRef {
+        digest: format!("sha256:{}", "0".repeat(64)).parse().unwrap(),
+        ..multi.top.clone()
+    };
+    assert!(
+        source.read_manifests(vec![read(&unknown)]).await.is_err(),
+        "a manifest it lacks is an error"
+    );
 
     let offered = Arc::new(Mutex::new(Vec::new()));
     let reads: Vec<BlobRead> = multi
@@ -131,7 +150,7 @@ async fn validate_destination<D: Destination>(d: &D) {
     );
     let by_digest = ManifestSelector::Digest(manifest.digest.clone());
     let tree = d.read_tree("v/one", &by_digest).await.unwrap();
-    assert_eq!(tree.top.bytes, manifest.bytes, "stored byte for byte");
+    assert_eq!(tree.top, ManifestRef::from(&manifest), "stored byte for byte");
     assert_eq!(tree.blobs.len(), 1);
 }
 

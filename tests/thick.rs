@@ -8,7 +8,7 @@ use std::path::Path;
 use support::fixtures::skopeo_digest;
 use support::proxy::{Fault, Proxy, Rule};
 use support::registry::{Mode, TestRegistry};
-use support::thick::{renamed_index, Pack};
+use support::thick::{containerd_index, renamed_index, Pack};
 use support::{build_layout, bundle_json, mapped, relocate, repository_of, run_with, Run};
 
 const KIB: usize = 1024;
@@ -121,6 +121,19 @@ fn layouts_as_the_producers_in_the_wild_write_them() {
     }))
     .unwrap();
 
+    // containerd: the tag "1.0" also names another image, so only the full name finds arm64
+    let containerd = containerd_index(
+        layout,
+        |tag| match tag {
+            "amd64" => Some("example.com/app/amd64:1.0".into()),
+            "arm64" => Some("example.com/app/arm64:1.0".into()),
+            "dlist" => Some("example.com/app/dlist:2".into()),
+            "multi" => Some("example.com/app/multi:latest".into()),
+            _ => None,
+        },
+        &[("example.com/other/arm64:1.0", &images.amd64)],
+    );
+
     let mut variants: Vec<(&str, Pack)> = Vec::new();
     let mut duffle = Pack::new(layout, bundle.clone());
     duffle.index_json = Some(duffle_index.clone());
@@ -143,6 +156,10 @@ fn layouts_as_the_producers_in_the_wild_write_them() {
     porter.extra.push(("relocation-mapping.json".into(), porter_mapping));
     porter.blobs_first = true;
     variants.push(("porter-archive", porter));
+    let mut ctr = Pack::new(layout, bundle.clone());
+    ctr.index_json = Some(containerd);
+    ctr.directories = false;
+    variants.push(("ctr-image-export", ctr));
 
     let work = tempfile::tempdir().unwrap();
     for (name, pack) in variants {
@@ -721,4 +738,55 @@ fn the_mapping_file_gets_the_umask_keeps_its_mode_and_is_never_a_device() {
         Path::new("/dev/null").metadata().unwrap().file_type().is_char_device(),
         "/dev/null untouched"
     );
+}
+
+#[test]
+fn manifests_beyond_the_memory_budget_are_relocated_without_holding_them_all() {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const IMAGES: usize = 48;
+    let target = TestRegistry::start(Mode::Plain);
+    let images = build_layout(16 * KIB);
+    let layout = &images.layout;
+    let amd = layout.manifest("amd64");
+    // 48 manifests of 3.5 MiB (168 MiB of metadata), each padded by an annotation
+    let mut digests = Vec::new();
+    for i in 0..IMAGES {
+        let mut m = amd.clone();
+        m["annotations"] = serde_json::json!({"pad": format!("{i}").repeat(3_500_000 / 2)});
+        let d = put_json(layout, OCI_MANIFEST, m);
+        let digest = d["digest"].as_str().unwrap().to_string();
+        layout.add_ref(&format!("heavy{i}"), OCI_MANIFEST, &digest, d["size"].as_u64().unwrap());
+        digests.push(digest);
+    }
+    let refs: Vec<String> = digests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("example.com/app/heavy{i}@{d}"))
+        .collect();
+    let others: Vec<(String, serde_json::Value)> = refs[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("i{i}"), serde_json::json!({"image": r})))
+        .collect();
+    let others: Vec<(&str, serde_json::Value)> = others.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let work = tempfile::tempdir().unwrap();
+    let tgz = work.path().join("heavy.tgz");
+    let bundle = bundle_json(serde_json::json!({"image": refs[0]}), &others);
+    std::fs::write(&tgz, Pack::new(&layout.path, bundle).tgz()).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let prefix = format!("{}/heavy", target.host());
+    let cfg = tempfile::tempdir().unwrap();
+    let args = [tgz.to_str().unwrap(), "-p", &prefix, "-m", relmap.to_str().unwrap()];
+    let (run, peak_kib) = support::run_measured(&args, cfg.path());
+    run.assert_ok();
+    assert!(
+        peak_kib < 130 * 1024,
+        "peak RSS {peak_kib} KiB for 168 MiB of manifests"
+    );
+    let map = mapped(&relmap);
+    let opts = target.skopeo_opts("src");
+    for i in [0, IMAGES / 2, IMAGES - 1] {
+        let relocated = map[&refs[i]].as_str().unwrap();
+        assert_eq!(skopeo_digest(relocated, &opts), digests[i]);
+    }
 }

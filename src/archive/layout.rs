@@ -1,17 +1,16 @@
 //! The OCI image layout inside a thick bundle, learnt in one streaming pass: `bundle.json`,
-//! `index.json`, the list of blobs with their sizes, and the manifests, kept in memory. Configs
-//! and layers are not kept; they are streamed later.
+//! `index.json`, the list of blobs with their sizes, and the manifests that fit a memory
+//! budget. The other manifests are read in later passes, many per pass; configs and layers are
+//! never kept, they are streamed when uploaded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use bytes::Bytes;
 
 use super::error::ArchiveError;
 use super::tar_stream::{read_up_to, scan_archive, ArchiveIndex};
-use crate::limits::{MAX_BUNDLE_JSON, MAX_MANIFEST_SIZE};
-use crate::oci::Manifest;
+use crate::limits::{KEPT_MANIFESTS_BUDGET, MAX_BUNDLE_JSON, MAX_MANIFEST_SIZE};
 use crate::reference::{Digest, Reference};
 
 const LAYOUT_DIR: &str = "artifacts/layout/";
@@ -21,9 +20,6 @@ pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 pub const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
 /// Manifests up to this size (every manifest a registry accepts) are kept from the first pass.
 const KEEP_MANIFESTS_UP_TO: u64 = MAX_MANIFEST_SIZE as u64;
-/// Memory for manifests kept from the first pass; any beyond it are read in later passes,
-/// all that are missing at once.
-const KEPT_MANIFESTS_BUDGET: usize = 64 * 1024 * 1024;
 
 /// A top-level descriptor of `index.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -86,8 +82,9 @@ pub struct ThickArchive {
     published: BTreeMap<String, String>,
     /// Layout blobs in the archive: digest → (entry name, size).
     blobs: HashMap<Digest, (String, u64)>,
-    /// Manifests kept from the first pass or read later (unverified until used).
-    manifests_in_memory: Mutex<HashMap<Digest, Bytes>>,
+    /// Manifests kept from the first pass, within [`KEPT_MANIFESTS_BUDGET`] (unverified until
+    /// used).
+    kept_manifests: HashMap<Digest, Bytes>,
 }
 
 /// What the first pass over the archive keeps.
@@ -241,7 +238,7 @@ impl ThickArchive {
             index: index.manifests,
             published,
             blobs,
-            manifests_in_memory: Mutex::new(manifests),
+            kept_manifests: manifests,
         })
     }
 
@@ -341,15 +338,8 @@ impl ThickArchive {
             .collect()
     }
 
-    /// A manifest from the layout, checked against `digest` and `size`, if it is in memory
-    /// (kept by the first pass or by [`load_manifests`](Self::load_manifests)); `None` when it
-    /// must be loaded first.
-    pub fn loaded_manifest(
-        &self,
-        digest: &Digest,
-        size: u64,
-        media_type: Option<&str>,
-    ) -> Result<Option<Manifest>, ArchiveError> {
+    /// Checks that the layout holds `digest` with `size` bytes, small enough for a manifest.
+    pub fn check_manifest_entry(&self, digest: &Digest, size: u64) -> Result<(), ArchiveError> {
         let layout_err = |detail: String| ArchiveError::Layout {
             path: self.path.clone(),
             detail,
@@ -368,23 +358,22 @@ impl ThickArchive {
                 "manifest {digest} is {size} bytes; over {MAX_MANIFEST_SIZE} is refused"
             )));
         }
-        let Some(bytes) = self
-            .manifests_in_memory
-            .lock()
-            .expect("manifest cache lock")
-            .get(digest)
-            .cloned()
-        else {
-            return Ok(None);
-        };
-        Manifest::new(bytes, media_type, Some(digest))
-            .map(Some)
-            .map_err(|e| layout_err(format!("manifest {digest}: {e}")))
+        Ok(())
     }
 
-    /// Reads the layout blobs `digests` into memory in one pass over the archive, however
-    /// many they are.
-    pub fn load_manifests(&self, digests: &HashSet<Digest>) -> Result<(), ArchiveError> {
+    /// A manifest's bytes if the first pass kept them (unverified: the caller checks them
+    /// against `digest`).
+    pub fn kept_manifest(&self, digest: &Digest) -> Option<Bytes> {
+        self.kept_manifests.get(digest).cloned()
+    }
+
+    /// Reads the layout blobs `digests` in one pass over the archive, however many they are,
+    /// handing each to `each` as it is read (unverified); nothing is kept.
+    pub fn read_manifests(
+        &self,
+        digests: &HashSet<Digest>,
+        mut each: impl FnMut(&Digest, Bytes),
+    ) -> Result<(), ArchiveError> {
         let by_entry: HashMap<&str, &Digest> = digests
             .iter()
             .filter_map(|d| self.blobs.get(d).map(|(name, _)| (name.as_str(), d)))
@@ -394,19 +383,14 @@ impl ThickArchive {
             by_entry.len(),
             self.path.display()
         );
-        let mut loaded = Vec::new();
         scan_archive(&self.path, |entry, size, content| {
             if let Some(digest) = by_entry.get(entry).filter(|_| size <= MAX_MANIFEST_SIZE as u64) {
                 let mut buf = Vec::with_capacity(size as usize);
                 content.read_to_end(&mut buf)?;
-                loaded.push(((*digest).clone(), Bytes::from(buf)));
+                each(digest, Bytes::from(buf));
             }
             Ok(())
         })?;
-        self.manifests_in_memory
-            .lock()
-            .expect("manifest cache lock")
-            .extend(loaded);
         Ok(())
     }
 }
@@ -530,7 +514,7 @@ mod tests {
             index,
             published: BTreeMap::new(),
             blobs: HashMap::new(),
-            manifests_in_memory: Mutex::new(HashMap::new()),
+            kept_manifests: HashMap::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! (manifests verified, every blob present with the right size) before the copy starts; blob
 //! bytes are then streamed in archive order, one pass per round, straight into the engine.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
@@ -15,9 +16,9 @@ use tokio::sync::mpsc;
 
 use super::error::CopyError;
 use super::job::ImageJob;
-use super::source::{BlobBody, BlobRead, Source};
+use super::source::{BlobBody, BlobRead, ManifestRead, Source};
 use crate::archive::{scan_archive, ArchiveError, ImageLookup, IndexEntry, ThickArchive};
-use crate::oci::{ImageTree, TreeError};
+use crate::oci::{ImageTree, Manifest, ManifestError, ManifestOutline, TreeError};
 use crate::reference::Digest;
 
 /// Size of the chunks blob bytes are handed on in.
@@ -31,33 +32,37 @@ pub struct ArchiveSource {
     passes: AtomicUsize,
 }
 
-/// Rounds of loading manifests that are not in memory: one per level of index nesting.
+/// Rounds of reading manifests the first pass did not keep: one per level of index nesting.
 const MAX_LOAD_ROUNDS: usize = 8;
+
+/// Outlines of the manifests checked so far, or why one cannot be used.
+type Outlines = HashMap<Digest, Result<ManifestOutline, ManifestError>>;
 
 impl ArchiveSource {
     /// Finds every job's image in the archive's layout and checks it is complete. Nothing is
-    /// read from any network, and nothing can be pushed before this succeeds. Manifests the
-    /// first pass did not keep are read in one pass per level of nesting, never one each.
+    /// read from any network, and nothing can be pushed before this succeeds. Manifests are
+    /// checked and reduced to outlines as they are read; those the first pass did not keep
+    /// are read in one pass per level of nesting, never one each, and never all held at once.
     pub fn new(archive: Arc<ThickArchive>, jobs: &[ImageJob]) -> Result<ArchiveSource, ArchiveError> {
         let mut trees = HashMap::new();
         let mut errors = Vec::new();
-        let mut entries = Vec::new();
+        let mut pending = Vec::new();
         for job in jobs {
             match find(&archive, job, jobs) {
-                Ok(entry) => entries.push((job, entry)),
+                Ok(entry) => pending.push((job, entry)),
                 Err(e) => errors.push(e),
             }
         }
-        let mut pending = entries;
+        let outlines = RefCell::new(Outlines::new());
         for _ in 0..MAX_LOAD_ROUNDS {
-            let mut missing = HashSet::new();
-            pending.retain(|(job, entry)| match tree_of(&archive, job, entry) {
+            let mut missing = HashMap::new();
+            pending.retain(|(job, entry)| match tree_of(&archive, &outlines, job, entry) {
                 Ok(tree) => {
                     trees.insert(job.label.clone(), tree);
                     false
                 }
-                Err(Built::Missing(d)) => {
-                    missing.insert(d);
+                Err(Built::Missing(d, media_type)) => {
+                    missing.entry(d).or_insert(media_type);
                     true
                 }
                 Err(Built::Invalid(e)) => {
@@ -68,7 +73,13 @@ impl ArchiveSource {
             if missing.is_empty() {
                 break;
             }
-            archive.load_manifests(&missing)?;
+            let digests = missing.keys().cloned().collect();
+            let mut outlines = outlines.borrow_mut();
+            archive.read_manifests(&digests, |digest, bytes| {
+                let outline = Manifest::new(bytes, missing[digest].as_deref(), Some(digest))
+                    .and_then(|m| ManifestOutline::of(&m));
+                outlines.insert(digest.clone(), outline);
+            })?;
         }
         for (job, _) in pending {
             errors.push(ArchiveError::Layout {
@@ -125,40 +136,63 @@ fn find(archive: &ThickArchive, job: &ImageJob, jobs: &[ImageJob]) -> Result<Ind
 /// Why a tree could not be built yet.
 #[derive(Debug)]
 enum Built {
-    /// A manifest of it is not in memory: load it and try again.
-    Missing(Digest),
+    /// A manifest of it (digest, media type of the descriptor naming it) is not read yet.
+    Missing(Digest, Option<String>),
     Invalid(ArchiveError),
 }
 
 impl std::fmt::Display for Built {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Built::Missing(d) => write!(f, "manifest {d} is not loaded"),
+            Built::Missing(d, _) => write!(f, "manifest {d} is not read yet"),
             Built::Invalid(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// The image's tree from the manifests in memory; `Missing` names one that is not.
-fn tree_of(archive: &ThickArchive, job: &ImageJob, entry: &IndexEntry) -> Result<ImageTree, Built> {
+/// The image's tree from the manifests read so far; `Missing` names one that is not.
+fn tree_of(
+    archive: &ThickArchive,
+    outlines: &RefCell<Outlines>,
+    job: &ImageJob,
+    entry: &IndexEntry,
+) -> Result<ImageTree, Built> {
     let in_image = |detail: String| {
         Built::Invalid(ArchiveError::Layout {
             path: archive.path.clone(),
             detail: format!("image \"{}\": {detail}", job.label),
         })
     };
-    let loaded =
-        |digest: &Digest, size, media_type: Option<&str>| match archive.loaded_manifest(digest, size, media_type) {
-            Ok(Some(m)) => Ok(m),
-            Ok(None) => Err(Built::Missing(digest.clone())),
-            Err(e) => Err(Built::Invalid(ArchiveError::InImage {
+    let outline = |digest: &Digest, size, media_type: Option<&str>| {
+        let invalid = |e: ArchiveError| {
+            Built::Invalid(ArchiveError::InImage {
                 image: job.label.clone(),
                 source: Box::new(e),
-            })),
+            })
         };
-    let top = loaded(&entry.digest, entry.size, entry.media_type.as_deref())?;
+        archive.check_manifest_entry(digest, size).map_err(invalid)?;
+        let known = outlines.borrow().get(digest).cloned();
+        let read = match known {
+            Some(read) => read,
+            None => {
+                let bytes = archive
+                    .kept_manifest(digest)
+                    .ok_or_else(|| Built::Missing(digest.clone(), media_type.map(str::to_string)))?;
+                let read = Manifest::new(bytes, media_type, Some(digest)).and_then(|m| ManifestOutline::of(&m));
+                outlines.borrow_mut().insert(digest.clone(), read.clone());
+                read
+            }
+        };
+        read.map_err(|e| {
+            invalid(ArchiveError::Layout {
+                path: archive.path.clone(),
+                detail: format!("manifest {digest}: {e}"),
+            })
+        })
+    };
+    let top = outline(&entry.digest, entry.size, entry.media_type.as_deref())?;
     let tree = run_without_waiting(ImageTree::build(top, |d| {
-        std::future::ready(loaded(&d.digest, d.size, Some(&d.media_type)))
+        std::future::ready(outline(&d.digest, d.size, Some(&d.media_type)))
     }))
     .map_err(|e| match e {
         TreeError::Fetch(built) => built,
@@ -194,6 +228,45 @@ impl Source for ArchiveSource {
             .get(&job.label)
             .cloned()
             .ok_or_else(|| CopyError::UnknownImage(job.label.clone()))
+    }
+
+    async fn read_manifests(&self, wanted: Vec<ManifestRead>) -> Result<Vec<Manifest>, CopyError> {
+        let wanted_digests: Vec<Digest> = wanted.iter().map(|w| w.manifest.digest.clone()).collect();
+        let mut found = Vec::with_capacity(wanted.len());
+        let mut missing = HashMap::new();
+        for read in wanted {
+            let m = read.manifest;
+            match self.archive.kept_manifest(&m.digest) {
+                Some(bytes) => found.push(Manifest::new(bytes, Some(&m.media_type), Some(&m.digest))?),
+                None => {
+                    missing.insert(m.digest.clone(), m);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let archive = self.archive.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let digests = missing.keys().cloned().collect();
+            let mut read = Vec::new();
+            archive.read_manifests(&digests, |digest, bytes| {
+                read.push(Manifest::new(bytes, Some(&missing[digest].media_type), Some(digest)))
+            })?;
+            Ok::<_, ArchiveError>(read)
+        })
+        .await
+        .map_err(|e| ArchiveError::Io {
+            path: self.archive.path.clone(),
+            source: io::Error::other(e),
+        })??;
+        for m in read {
+            found.push(m?);
+        }
+        match missing_after(&found, wanted_digests) {
+            Some(d) => Err(CopyError::ManifestNotOffered(d)),
+            None => Ok(found),
+        }
     }
 
     async fn stream_blobs<F, Fut>(&self, blobs: Vec<BlobRead>, deliver: F) -> Vec<(Digest, CopyError)>
@@ -279,6 +352,12 @@ impl Source for ArchiveSource {
     fn resolves_locally(&self) -> bool {
         true
     }
+}
+
+/// The first of `wanted` that is not among `found`.
+fn missing_after(found: &[Manifest], wanted: Vec<Digest>) -> Option<Digest> {
+    let found: HashSet<&Digest> = found.iter().map(|m| &m.digest).collect();
+    wanted.into_iter().find(|d| !found.contains(d))
 }
 
 /// Hands one archive entry's bytes to the engine, chunk by chunk.

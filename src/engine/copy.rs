@@ -9,6 +9,7 @@
 //!    destination is asked for each pushed reference to confirm the digest.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -17,11 +18,12 @@ use super::blobs::place_blobs;
 use super::destination::Destination;
 use super::error::{CopyError, ImageError};
 use super::job::ImageJob;
-use super::manifests::ManifestPushes;
+use super::manifests::{push_batches, read_batch, ManifestPushes};
 use super::placement::{BlobPlacements, Totals, WantedBlob};
 use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
 use super::source::Source;
-use crate::oci::ImageTree;
+use crate::limits::MANIFEST_BATCH_BUDGET;
+use crate::oci::{ImageTree, Manifest, ManifestRef};
 use crate::reference::{Algorithm, Digest, ManifestSelector};
 use crate::registry::RetryPolicy;
 
@@ -32,6 +34,8 @@ pub struct CopyOptions {
     pub concurrency: usize,
     /// How often a failed blob transfer is tried in all.
     pub retry: RetryPolicy,
+    /// Manifest bytes read from the source for one batch of pushes.
+    pub manifest_batch_budget: usize,
 }
 
 impl Default for CopyOptions {
@@ -39,6 +43,7 @@ impl Default for CopyOptions {
         CopyOptions {
             concurrency: 8,
             retry: RetryPolicy::default(),
+            manifest_batch_budget: MANIFEST_BATCH_BUDGET,
         }
     }
 }
@@ -118,11 +123,32 @@ pub async fn copy_images<S: Source, D: Destination>(
     let failed_blobs = place_blobs(source, &placements, wanted, concurrency, &options.retry).await;
 
     let pushes = ManifestPushes::new(destination.clone());
-    let pushed: Vec<Outcome> = stream::iter(groups.iter().zip(&resolved))
-        .map(|(g, r)| push_group(destination.name(), &pushes, &failed_blobs, g, r))
-        .buffered(concurrency)
-        .collect()
-        .await;
+    let to_push: Vec<Option<&ImageTree>> = resolved
+        .iter()
+        .map(|r| match r {
+            Ok(Resolved::Copy(tree)) if !tree.blobs.iter().any(|b| failed_blobs.contains_key(&b.digest)) => Some(tree),
+            _ => None,
+        })
+        .collect();
+    let read = |batch: Option<&Range<usize>>| {
+        let images = batch.map_or(&groups[..0], |b| &groups[b.clone()]).iter();
+        let trees = batch.map_or(&to_push[..0], |b| &to_push[b.clone()]);
+        let images = images.zip(trees).filter_map(|(g, t)| Some(((*t)?, &g.job().source)));
+        read_batch(source, images)
+    };
+    // one batch is pushed while the next is read, so the destination never waits on a read
+    let batches = push_batches(&to_push, options.manifest_batch_budget as u64);
+    let mut pushed: Vec<Outcome> = Vec::with_capacity(groups.len());
+    let mut manifests = read(batches.first()).await;
+    for (k, batch) in batches.iter().enumerate() {
+        let push = stream::iter(groups[batch.clone()].iter().zip(&resolved[batch.clone()]))
+            .map(|(g, r)| push_group(destination.name(), &pushes, &failed_blobs, &manifests, g, r))
+            .buffered(concurrency)
+            .collect::<Vec<Outcome>>();
+        let (batch_pushed, next) = futures_util::join!(push, read(batches.get(k + 1)));
+        pushed.extend(batch_pushed);
+        manifests = next;
+    }
     for (o, p) in outcomes.iter_mut().zip(pushed) {
         if p.is_some() {
             *o = p;
@@ -325,6 +351,7 @@ async fn push_group<D: Destination>(
     destination_name: &str,
     pushes: &ManifestPushes<D>,
     failed_blobs: &HashMap<Digest, Arc<CopyError>>,
+    manifests: &Result<HashMap<Digest, Manifest>, Arc<CopyError>>,
     g: &Group<'_>,
     r: &Result<Resolved, ImageError>,
 ) -> Outcome {
@@ -342,9 +369,24 @@ async fn push_group<D: Destination>(
             error: error.clone(),
         }));
     }
+    let bytes_of = |m: &ManifestRef| match manifests {
+        Ok(read) => read
+            .get(&m.digest)
+            .cloned()
+            .ok_or_else(|| Arc::new(CopyError::ManifestNotOffered(m.digest.clone()))),
+        Err(e) => Err(e.clone()),
+    };
+    let read = bytes_of(&tree.top).and_then(|top| {
+        let children = tree.children.iter().map(bytes_of).collect::<Result<Vec<_>, _>>()?;
+        Ok((top, children))
+    });
+    let (top, children) = match read {
+        Ok(read) => read,
+        Err(e) => return Some(Err(ImageError::Source(e))),
+    };
     Some(
         pushes
-            .push_image(&g.repository, &g.push, &tree.top, &tree.children)
+            .push_image(&g.repository, &g.push, &top, &children)
             .await
             .map(|manifests_pushed| CopiedImage {
                 digest: tree.top.digest.clone(),

@@ -69,13 +69,15 @@ pub trait Destination: Send + Sync + 'static {
         selector: &ManifestSelector,
     ) -> impl Future<Output = Result<Option<Digest>, CopyError>> + Send;
 
-    /// Stores the manifest's exact bytes under the selector.
+    /// Stores the manifest's exact bytes under the selector. Returns the digest the
+    /// destination says it stored, when it says (a registry's `Docker-Content-Digest`); a
+    /// destination that names another digest fails instead.
     fn put_manifest(
         &self,
         repository: &str,
         selector: &ManifestSelector,
         manifest: &Manifest,
-    ) -> impl Future<Output = Result<(), CopyError>> + Send;
+    ) -> impl Future<Output = Result<Option<Digest>, CopyError>> + Send;
 
     /// The tree of an image the destination holds (to learn which blobs it can lend).
     fn read_tree(

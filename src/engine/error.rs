@@ -81,6 +81,9 @@ pub enum CopyError {
     /// Content addressed by a digest other than sha256.
     #[error("{0} is not a sha256 digest; only sha256 content is relocated (nothing was pushed)")]
     UnsupportedDigest(Digest),
+    /// The source did not return a manifest of a resolved tree when it was read again.
+    #[error("manifest {0} was not found in the source when its bytes were needed")]
+    ManifestNotOffered(Digest),
     /// The image was not prepared by the source (an internal inconsistency).
     #[error("image {0} is not known to the source")]
     UnknownImage(String),

@@ -12,6 +12,7 @@ mod copy;
 mod destination;
 mod error;
 mod job;
+mod kept_manifests;
 mod manifests;
 mod placement;
 mod registry_destination;
@@ -28,7 +29,7 @@ pub use job::ImageJob;
 pub use registry_destination::RegistryDestination;
 pub use registry_source::RegistrySource;
 pub use report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
-pub use source::{BlobBody, BlobRead, Source};
+pub use source::{BlobBody, BlobRead, ManifestRead, Source};
 
 #[cfg(test)]
 mod tests;

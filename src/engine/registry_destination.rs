@@ -88,11 +88,11 @@ impl Destination for RegistryDestination {
         repository: &str,
         selector: &ManifestSelector,
         manifest: &Manifest,
-    ) -> Result<(), CopyError> {
+    ) -> Result<Option<Digest>, CopyError> {
         Ok(self.registry.put_manifest(repository, selector, manifest).await?)
     }
 
     async fn read_tree(&self, repository: &str, selector: &ManifestSelector) -> Result<ImageTree, CopyError> {
-        tree_in_registry(&self.registry, repository, selector).await
+        tree_in_registry(&self.registry, repository, selector, |_| {}).await
     }
 }

@@ -8,16 +8,20 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::error::CopyError;
 use super::job::ImageJob;
+use super::kept_manifests::KeptManifests;
 use super::registry_tree::tree_in_registry;
-use super::source::{BlobBody, BlobRead, Source};
-use crate::oci::ImageTree;
-use crate::reference::Digest;
+use super::source::{BlobBody, BlobRead, ManifestRead, Source};
+use crate::limits::KEPT_MANIFESTS_BUDGET;
+use crate::oci::{ImageTree, Manifest};
+use crate::reference::{Digest, ManifestSelector};
 use crate::registry::Registries;
 
 /// Reads each image from the registry of its source reference.
 pub struct RegistrySource {
     registries: Arc<Registries>,
     concurrency: usize,
+    /// Manifests read while resolving, so pushing them mostly needs no second request.
+    kept: KeptManifests,
 }
 
 impl RegistrySource {
@@ -26,6 +30,7 @@ impl RegistrySource {
         RegistrySource {
             registries,
             concurrency: concurrency.max(1),
+            kept: KeptManifests::new(KEPT_MANIFESTS_BUDGET),
         }
     }
 }
@@ -33,7 +38,25 @@ impl RegistrySource {
 impl Source for RegistrySource {
     async fn resolve(&self, job: &ImageJob) -> Result<ImageTree, CopyError> {
         let registry = self.registries.get(job.source.domain());
-        tree_in_registry(&registry, job.source.path(), &job.source_selector()).await
+        tree_in_registry(&registry, job.source.path(), &job.source_selector(), |m| {
+            self.kept.offer(m)
+        })
+        .await
+    }
+
+    async fn read_manifests(&self, wanted: Vec<ManifestRead>) -> Result<Vec<Manifest>, CopyError> {
+        stream::iter(wanted)
+            .map(|read| async move {
+                if let Some(m) = self.kept.get(&read.manifest.digest) {
+                    return Ok(m);
+                }
+                let registry = self.registries.get(read.origin.domain());
+                let selector = ManifestSelector::Digest(read.manifest.digest);
+                Ok(registry.get_manifest(read.origin.path(), &selector).await?)
+            })
+            .buffered(self.concurrency)
+            .try_collect()
+            .await
     }
 
     async fn stream_blobs<F, Fut>(&self, mut blobs: Vec<BlobRead>, deliver: F) -> Vec<(Digest, CopyError)>

@@ -10,7 +10,7 @@ use futures_util::Stream;
 
 use super::error::CopyError;
 use super::job::ImageJob;
-use crate::oci::{Descriptor, ImageTree};
+use crate::oci::{Descriptor, ImageTree, Manifest, ManifestRef};
 use crate::reference::{Digest, Reference};
 
 /// A blob's bytes as they arrive, unverified (the engine checks digest and size).
@@ -25,10 +25,28 @@ pub struct BlobRead {
     pub origin: Reference,
 }
 
+/// A manifest the engine needs the bytes of again, to push it.
+#[derive(Debug, Clone)]
+pub struct ManifestRead {
+    /// The manifest, as a resolved tree names it.
+    pub manifest: ManifestRef,
+    /// The source reference of an image whose tree holds it.
+    pub origin: Reference,
+}
+
 /// A place images are read from.
 pub trait Source: Send + Sync {
     /// Reads the image's top manifest (by pinned digest, else by tag) and every child manifest.
     fn resolve(&self, job: &ImageJob) -> impl Future<Output = Result<ImageTree, CopyError>> + Send;
+
+    /// The bytes of manifests of resolved trees, each checked against its digest. The engine
+    /// asks in batches that fit [`MANIFEST_BATCH_BUDGET`](crate::limits::MANIFEST_BATCH_BUDGET),
+    /// so manifests never all sit in memory at once; a source reads each batch in one go
+    /// (an archive: one pass).
+    fn read_manifests(
+        &self,
+        wanted: Vec<ManifestRead>,
+    ) -> impl Future<Output = Result<Vec<Manifest>, CopyError>> + Send;
 
     /// Calls `deliver` with the bytes of every blob of `blobs`, in the order and with the
     /// concurrency that suit the source (a registry: biggest first, several at once; an

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::*;
-use crate::oci::{ImageTree, Manifest};
+use crate::oci::{ImageTree, Manifest, ManifestOutline};
 use crate::reference::{Digest, ManifestSelector, Reference};
 
 #[derive(Default)]
@@ -22,6 +22,8 @@ struct MemorySource {
     /// Bytes served instead of a blob's own from its second read on.
     served_later: HashMap<Digest, Bytes>,
     reads: Mutex<HashMap<Digest, usize>>,
+    /// How many manifests each `read_manifests` call asked for.
+    manifest_reads: Mutex<Vec<usize>>,
 }
 
 impl MemorySource {
@@ -91,13 +93,25 @@ impl Source for MemorySource {
                 .cloned()
                 .ok_or_else(|| missing(&job.source))?,
         };
-        let top = self.manifests.get(&digest).cloned().ok_or_else(|| missing(&digest))?;
-        let tree = ImageTree::build(top, |d| {
-            let m = self.manifests.get(&d.digest).cloned().ok_or_else(|| missing(&d.digest));
-            async move { m }
+        let top = self.manifests.get(&digest).ok_or_else(|| missing(&digest))?;
+        let tree = ImageTree::build(ManifestOutline::of(top)?, |d| {
+            let m = self.manifests.get(&d.digest).ok_or_else(|| missing(&d.digest));
+            let outline = m.and_then(|m| Ok(ManifestOutline::of(m)?));
+            async move { outline }
         })
         .await?;
         Ok(tree)
+    }
+
+    async fn read_manifests(&self, wanted: Vec<ManifestRead>) -> Result<Vec<Manifest>, CopyError> {
+        self.manifest_reads.lock().unwrap().push(wanted.len());
+        wanted
+            .iter()
+            .map(|w| {
+                let d = &w.manifest.digest;
+                self.manifests.get(d).cloned().ok_or_else(|| missing(d))
+            })
+            .collect()
     }
 
     async fn stream_blobs<F, Fut>(&self, blobs: Vec<BlobRead>, deliver: F) -> Vec<(Digest, CopyError)>
@@ -144,6 +158,12 @@ struct MemoryDestination {
     bad_commits: Mutex<Vec<(String, Digest)>>,
     /// Uploads into this repository break.
     broken_repository: Option<String>,
+    /// Answers a manifest push with the digest stored, as registries do.
+    confirms_puts: bool,
+    /// Stores manifests by digest only, whatever the push asked.
+    forgets_tags: bool,
+    /// How often `manifest_digest` was asked.
+    manifest_heads: Mutex<usize>,
 }
 
 impl Destination for MemoryDestination {
@@ -222,6 +242,7 @@ impl Destination for MemoryDestination {
         repository: &str,
         selector: &ManifestSelector,
     ) -> Result<Option<Digest>, CopyError> {
+        *self.manifest_heads.lock().unwrap() += 1;
         let manifests = self.manifests.lock().unwrap();
         Ok(manifests
             .get(&(repository.to_string(), selector.clone()))
@@ -233,17 +254,17 @@ impl Destination for MemoryDestination {
         repository: &str,
         selector: &ManifestSelector,
         manifest: &Manifest,
-    ) -> Result<(), CopyError> {
+    ) -> Result<Option<Digest>, CopyError> {
         // a real registry refuses a manifest whose blobs or children it lacks
-        for b in ImageTree::build(manifest.clone(), |d| {
+        for b in ImageTree::build(ManifestOutline::of(manifest)?, |d| {
             let found = self
                 .manifests
                 .lock()
                 .unwrap()
                 .get(&(repository.to_string(), ManifestSelector::Digest(d.digest.clone())))
-                .cloned()
+                .map(ManifestOutline::of)
                 .ok_or_else(|| missing(format!("child {}", d.digest)));
-            async move { found }
+            async move { Ok::<_, CopyError>(found??) }
         })
         .await?
         .blobs
@@ -267,7 +288,10 @@ impl Destination for MemoryDestination {
             ),
             manifest.clone(),
         );
-        Ok(())
+        if self.forgets_tags {
+            manifests.retain(|(_, s), _| matches!(s, ManifestSelector::Digest(_)));
+        }
+        Ok(self.confirms_puts.then(|| manifest.digest.clone()))
     }
 
     async fn read_tree(&self, _repository: &str, _selector: &ManifestSelector) -> Result<ImageTree, CopyError> {
@@ -469,4 +493,71 @@ async fn content_under_another_digest_algorithm_is_refused_before_any_push() {
     let failure = report.images[0].to_string();
     assert!(failure.contains("not a sha256 digest"), "{failure}");
     assert!(dst.uploads.lock().unwrap().is_empty() && dst.manifest_puts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn manifests_are_read_again_in_batches_within_the_budget() {
+    let mut src = MemorySource::default();
+    let mut jobs = Vec::new();
+    let mut sizes = 0;
+    for i in 0..6 {
+        let amd = src.image(&format!("cfg-amd-{i}"), &["base"]);
+        let arm = src.image(&format!("cfg-arm-{i}"), &["base"]);
+        let multi = src.index(&[&amd, &arm]);
+        sizes = amd.bytes.len() + arm.bytes.len() + multi.bytes.len();
+        src.tag(&format!("src.example/app:{i}"), &multi);
+        jobs.push(job(&format!("src.example/app:{i}"), "memory/app"));
+    }
+    let dst = Arc::new(MemoryDestination::default());
+    let reporter: Reporter = Arc::new(|_: &Event| {});
+    let options = CopyOptions {
+        manifest_batch_budget: 2 * sizes + 10,
+        ..CopyOptions::default()
+    };
+    let report = copy_images(&src, dst.clone(), &jobs, &options, &reporter).await;
+    assert!(report.succeeded());
+    assert_eq!(
+        *src.manifest_reads.lock().unwrap(),
+        [6, 6, 6],
+        "two images' three manifests per read"
+    );
+    assert_eq!(
+        dst.manifest_puts.lock().unwrap().len(),
+        18,
+        "every manifest pushed once"
+    );
+}
+
+#[tokio::test]
+async fn a_push_is_verified_by_the_destinations_answer_else_by_asking() {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg", &["layer"]);
+    src.tag("src.example/app:1", &image);
+    let jobs = [job("src.example/app:1", "memory/app")];
+
+    let confirming = Arc::new(MemoryDestination {
+        confirms_puts: true,
+        ..Default::default()
+    });
+    assert!(copy(&src, &confirming, &jobs).await.succeeded());
+    assert_eq!(
+        *confirming.manifest_heads.lock().unwrap(),
+        1,
+        "asked only before the push"
+    );
+
+    let silent = Arc::new(MemoryDestination::default());
+    assert!(copy(&src, &silent, &jobs).await.succeeded());
+    assert_eq!(*silent.manifest_heads.lock().unwrap(), 2, "asked again after the push");
+
+    let forgetful = Arc::new(MemoryDestination {
+        forgets_tags: true,
+        ..Default::default()
+    });
+    let report = copy(&src, &forgetful, &jobs).await;
+    let failures: Vec<String> = report.failures().map(|f| f.to_string()).collect();
+    assert!(
+        failures.len() == 1 && failures[0].contains("after the push the target answers nothing"),
+        "{failures:?}"
+    );
 }

@@ -12,5 +12,5 @@ pub use manifest::{Manifest, ManifestContent, ManifestError};
 pub use media_types::{
     is_index_type, ACCEPT_MANIFESTS, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
 };
-pub use tree::{ImageTree, TreeError};
+pub use tree::{ImageTree, ManifestOutline, ManifestRef, PointsAt, TreeError};
 pub use verifier::Verifier;

@@ -483,7 +483,7 @@ impl Registry {
         repository: &str,
         selector: &ManifestSelector,
         manifest: &Manifest,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Option<Digest>, RegistryError> {
         let op = format!("PUT manifest {}", selector.in_repository(repository));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, true)];
@@ -497,15 +497,14 @@ impl Registry {
         let response = self
             .expect_success(&op, response, &[StatusCode::CREATED, StatusCode::OK])
             .await?;
-        if let Some(d) = header_str(response.headers(), "docker-content-digest") {
-            if d != manifest.digest.to_string() {
-                return Err(self.protocol(format!(
-                    "{op}: the registry stored it as {d}, not {}; it changed the manifest",
-                    manifest.digest
-                )));
-            }
+        match header_str(response.headers(), "docker-content-digest") {
+            Some(d) if d == manifest.digest.to_string() => Ok(Some(manifest.digest.clone())),
+            Some(d) => Err(self.protocol(format!(
+                "{op}: the registry stored it as {d}, not {}; it changed the manifest",
+                manifest.digest
+            ))),
+            None => Ok(None),
         }
-        Ok(())
     }
 
     /// Whether the repository holds the blob.

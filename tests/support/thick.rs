@@ -150,3 +150,38 @@ pub fn renamed_index(layout: &Path, rename: impl Fn(&str) -> Option<String>) -> 
     }
     serde_json::to_vec(&idx).unwrap()
 }
+
+/// `index.json` of `layout` as `ctr image export` writes it: `io.containerd.image.name` the full
+/// reference (through `name`), `org.opencontainers.image.ref.name` only its tag; `extra`
+/// descriptors (full reference, digest) are added for other images of the same tags.
+pub fn containerd_index(layout: &Path, name: impl Fn(&str) -> Option<String>, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let annotations = |full: &str| {
+        let tag = full.rsplit_once(':').unwrap().1;
+        serde_json::json!({"io.containerd.image.name": full, "org.opencontainers.image.ref.name": tag})
+    };
+    let manifests = idx["manifests"].as_array_mut().unwrap();
+    let copies: Vec<serde_json::Value> = extra
+        .iter()
+        .map(|(full, digest)| {
+            let mut d = manifests.iter().find(|d| d["digest"] == *digest).unwrap().clone();
+            d["annotations"] = annotations(full);
+            d
+        })
+        .collect();
+    manifests.retain_mut(|d| {
+        let tag = d["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap_or_default();
+        match name(tag) {
+            Some(full) => {
+                d["annotations"] = annotations(&full);
+                true
+            }
+            None => false,
+        }
+    });
+    manifests.extend(copies);
+    serde_json::to_vec(&idx).unwrap()
+}
