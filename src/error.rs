@@ -1,9 +1,10 @@
 //! The library's error type, and which exit code each kind means.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::bundle::BundleError;
-use crate::engine::CopyReport;
+use crate::engine::{CopyError, CopyReport};
 use crate::mapping::MappingError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
@@ -49,9 +50,43 @@ pub enum Error {
         /// The write error.
         source: std::io::Error,
     },
+    /// A file the command writes cannot be written where it was asked for.
+    #[error("cannot write {}: {problem}", path.display())]
+    OutputFile {
+        /// The file.
+        path: PathBuf,
+        /// Why not.
+        problem: MappingFileProblem,
+    },
+    /// `export` was given a thick bundle.
+    #[error("{} is a thick bundle already; export reads a thin bundle.json and pulls its images", path.display())]
+    AlreadyThick {
+        /// The bundle.
+        path: PathBuf,
+    },
+    /// Images could not be read for export, or do not match their pins; nothing was written.
+    #[error("{}", export_failures(.0))]
+    ExportImages(Vec<(String, CopyError)>),
+    /// The export failed while writing the archive; no output file was left.
+    #[error("exporting to {} failed, nothing was written: {error}", path.display())]
+    Export {
+        /// The archive that was being written.
+        path: PathBuf,
+        /// Why.
+        error: Arc<CopyError>,
+    },
+    /// Every image was copied (and the mapping written, if asked for), but writing the output
+    /// bundle failed.
+    #[error("every image was copied, but the output bundle {path} could not be written: {source}")]
+    WriteOutputBundle {
+        /// The output bundle file.
+        path: PathBuf,
+        /// The write error.
+        source: std::io::Error,
+    },
 }
 
-/// Why the mapping file cannot be written where it was asked for.
+/// Why the mapping file (or the output bundle) cannot be written where it was asked for.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MappingFileProblem {
@@ -65,6 +100,12 @@ pub enum MappingFileProblem {
     /// The path is the bundle.
     #[error("that is the bundle itself, which is never changed")]
     IsTheBundle,
+    /// The file exists and was not to be replaced.
+    #[error("it exists; give --force to replace it")]
+    Exists,
+    /// The output bundle and the relocation mapping were given the same path.
+    #[error("that is also the relocation mapping file")]
+    IsTheMappingFile,
     /// Its directory cannot take a new file.
     #[error("{} is not a writable directory ({source})", dir.display())]
     DirectoryNotWritable {
@@ -83,7 +124,8 @@ impl Error {
         match self {
             Error::Interrupted { signal } => (128 + signal).clamp(0, 255) as u8,
             Error::Relocation(report) if report.failed_on_conflicts() => 2,
-            Error::Relocation(_) | Error::WriteMapping { .. } => 1,
+            Error::Relocation(_) | Error::WriteMapping { .. } | Error::WriteOutputBundle { .. } => 1,
+            Error::ExportImages(_) | Error::Export { .. } => 1,
             _ => 2,
         }
     }
@@ -99,6 +141,17 @@ fn failure_summary(report: &CopyReport) -> String {
     for f in failed {
         s.push_str("\n  ");
         s.push_str(&f);
+    }
+    s
+}
+
+fn export_failures(failures: &[(String, CopyError)]) -> String {
+    let mut s = format!(
+        "{} image(s) of the bundle could not be exported; nothing was written",
+        failures.len()
+    );
+    for (image, e) in failures {
+        s.push_str(&format!("\n  {image}: {e}"));
     }
     s
 }

@@ -16,7 +16,7 @@
 //! [`limits`] and [`reference`](mod@reference) (names, digests) → [`oci`] (manifests on raw bytes) and
 //! [`mapping`], [`relmap`] → [`registry`] (the client) and [`archive`] (thick bundles) →
 //! [`bundle`] (`bundle.json`, opening BUNDLE) → [`engine`] (sources × destinations, one
-//! placement state machine) → [`commands`] (relocate, map) → this facade and the binary.
+//! placement state machine) → [`commands`] (relocate, export, map) → this facade and the binary.
 #![deny(missing_docs)]
 
 pub mod archive;
@@ -31,6 +31,6 @@ pub mod reference;
 pub mod registry;
 pub mod relmap;
 
-pub use commands::{map_references, PlannedRelocation, RelocateOptions, Relocation};
+pub use commands::{map_references, Export, PlannedExport, PlannedRelocation, RelocateOptions, Relocation};
 pub use engine::{CopyReport, Event};
 pub use error::{Error, MappingFileProblem};

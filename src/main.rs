@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use cnab_relocate::engine::CopyOptions;
 use cnab_relocate::registry::{RegistryOptions, RetryPolicy};
-use cnab_relocate::{CopyReport, Error, Event, PlannedRelocation, RelocateOptions, Relocation};
+use cnab_relocate::{CopyReport, Error, Event, Export, PlannedRelocation, RelocateOptions, Relocation};
 use output::{human_bytes, Mode, Output};
 
 const AFTER_HELP: &str = "\
@@ -24,6 +24,8 @@ Examples:
     cnab-relocate forge.json -p registry.internal.acme.com/smith --dry-run
   Map single references:
     cnab-relocate map -p registry.internal.acme.com/smith ubuntu:22.04 istio/proxyv2
+  Pack a thin bundle and its images into a thick bundle (air-gap step one):
+    cnab-relocate export forge.json -o forge.tgz
 
 Each image goes to PREFIX/<original path, '/' replaced by '-'>-<md5 of the original name>,
 keeping its tag and digest: with -p example.com/user, technosophos/helloworld:0.1.0 becomes
@@ -64,6 +66,43 @@ enum Command {
         #[arg(value_name = "REFERENCE", required = true)]
         references: Vec<String>,
     },
+    /// Pull every image of a thin bundle into a thick bundle (a gzipped tar of bundle.json and
+    /// an OCI image layout, metadata first) that relocation, duffle and skopeo read.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The thin bundle (bundle.json).
+    #[arg(value_name = "BUNDLE")]
+    bundle: PathBuf,
+
+    /// The thick bundle to write (name it .tgz for duffle).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: PathBuf,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+
+    /// How many manifests are read at once (blobs stream into the archive one by one).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+
+    /// Machine-readable output: one JSON object on standard output.
+    #[arg(long)]
+    json: bool,
+
+    /// Print only errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// More output (-v: registry steps, -vv: every request).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +121,11 @@ struct RelocateArgs {
     /// Written only when every image was copied and verified.
     #[arg(short = 'm', long, value_name = "FILE", required_unless_present = "dry_run")]
     relocation_mapping: Option<PathBuf>,
+
+    /// Also write a copy of bundle.json naming each image by its relocated reference, with its
+    /// digest as contentDigest (canonical JSON, as CNAB signs it); written only on success.
+    #[arg(long, value_name = "FILE")]
+    output_bundle: Option<PathBuf>,
 
     /// Parse, validate and map only: contact no registry, write no file, print the mapping
     /// JSON on standard output.
@@ -142,6 +186,7 @@ fn main() -> ExitCode {
             repository_prefix,
             references,
         }) => run_map(&repository_prefix, &references),
+        Some(Command::Export(args)) => run_export(args),
         None => run_relocate(cli.relocate),
     }
 }
@@ -208,6 +253,11 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     if let Some(path) = &args.relocation_mapping {
         relocation = relocation.mapping_file(path);
     }
+    if let Some(path) = args.output_bundle.as_ref().filter(|_| !args.dry_run) {
+        relocation = relocation.output_bundle(path);
+    }
+    // a dry run checks every entry of a thick bundle; a copy reads a metadata-first one once
+    relocation = relocation.read_archive_once(!args.dry_run);
     let planned = match relocation.plan() {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -270,23 +320,101 @@ async fn interrupted() -> i32 {
 }
 
 fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
+    options(&args.registry, args.concurrency)
+}
+
+fn options(registry: &RegistryArgs, concurrency: u16) -> RelocateOptions {
     let retry = RetryPolicy {
-        max_attempts: args.registry.retry_times + 1,
+        max_attempts: registry.retry_times + 1,
         ..Default::default()
     };
     RelocateOptions {
         registry: RegistryOptions {
-            ca_cert_paths: args.registry.ca_cert_path.clone(),
-            skip_tls_verify: args.registry.skip_tls_verify,
-            insecure_registries: args.registry.insecure_registry.clone(),
-            timeout: Some(std::time::Duration::from_secs(args.registry.timeout)),
+            ca_cert_paths: registry.ca_cert_path.clone(),
+            skip_tls_verify: registry.skip_tls_verify,
+            insecure_registries: registry.insecure_registry.clone(),
+            timeout: Some(std::time::Duration::from_secs(registry.timeout)),
             retry: retry.clone(),
         },
         copy: CopyOptions {
-            concurrency: usize::from(args.concurrency),
+            concurrency: usize::from(concurrency),
             retry,
             ..CopyOptions::default()
         },
+    }
+}
+
+fn run_export(args: ExportArgs) -> ExitCode {
+    init_logging(args.quiet, args.verbose);
+    let json = args.json;
+    let say = |line: String| {
+        if !args.quiet && !json {
+            eprintln!("{line}");
+        }
+    };
+    let started = std::time::Instant::now();
+    let export = Export::new(&args.bundle, &args.output)
+        .replace_existing(args.force)
+        .options(options(&args.registry, args.concurrency));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = export.plan().and_then(|planned| {
+        for w in planned.duffle_warnings() {
+            if !json {
+                eprintln!("warning: {w}");
+            }
+        }
+        say(format!(
+            "exporting {} image(s) of {} to {}",
+            planned.images().len(),
+            args.bundle.display(),
+            args.output.display()
+        ));
+        runtime.block_on(planned.run_until(interrupted()))
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    let secs = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(report) => {
+            if json {
+                let images: Vec<serde_json::Value> = report
+                    .images
+                    .iter()
+                    .map(|i| serde_json::json!({"image": i.image, "ref_name": i.ref_name, "digest": i.digest.to_string()}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "summary", "outcome": "exported", "output": args.output,
+                        "images": images, "blobs": report.blobs, "bytes": report.bytes, "seconds": secs})
+                );
+            }
+            for i in &report.images {
+                say(format!("  {} ({})", i.ref_name, i.digest));
+            }
+            say(format!(
+                "exported {} image(s), {} blob(s), {} in {secs:.1} s to {}",
+                report.images.len(),
+                report.blobs,
+                human_bytes(report.bytes),
+                args.output.display()
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "summary", "outcome": "failed", "output": args.output,
+                        "error": e.to_string(), "exit_code": e.exit_code()})
+                );
+            }
+            fail(&e)
+        }
     }
 }
 

@@ -25,24 +25,30 @@ impl RelocationMapping {
     /// one, never a part. A file it replaces keeps its mode; a new one gets what the umask
     /// allows, as any file created by a program.
     pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let permissions = match std::fs::metadata(path) {
-            Ok(existing) => existing.permissions(),
-            Err(_) => new_file_permissions(dir)?,
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".relmap-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        tmp.write_all(&self.to_json())?;
-        tmp.as_file().set_permissions(permissions)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        std::fs::File::open(dir)?.sync_all()
+        write_file_atomically(path, &self.to_json(), ".relmap-")
     }
+}
+
+/// Writes `bytes` to `path` the way [`RelocationMapping::write_atomically`] does, through a
+/// temporary file named `temp_prefix…` (shared with the output bundle).
+pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8], temp_prefix: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let permissions = match std::fs::metadata(path) {
+        Ok(existing) => existing.permissions(),
+        Err(_) => new_file_permissions(dir)?,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(temp_prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().set_permissions(permissions)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The permissions a file newly created in `dir` gets (`0666` less the umask): learnt from a

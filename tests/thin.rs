@@ -1230,3 +1230,206 @@ fn a_401_later_in_the_run_authenticates_again() {
         "the refused push was sent once more"
     );
 }
+
+/// Relocates `bundle` with the library, the mapping into `relmap` and the output bundle into
+/// `output` (an empty Docker config is not needed: the registries are anonymous).
+fn relocate_with_output_bundle(
+    bundle: &std::path::Path,
+    prefix: &str,
+    relmap: &std::path::Path,
+    output: &std::path::Path,
+) -> Result<cnab_relocate::CopyReport, cnab_relocate::Error> {
+    let relocation = cnab_relocate::Relocation::new(bundle)
+        .prefix(prefix)
+        .mapping_file(relmap)
+        .output_bundle(output);
+    tokio::runtime::Runtime::new().unwrap().block_on(relocation.run())
+}
+
+/// `original` with every image entry (`invocationImages[]`, `images.*`) named by its relocated
+/// reference from `relmap` and given the digest the target serves for it.
+fn expected_output_bundle(
+    original: &serde_json::Value,
+    relmap: &std::path::Path,
+    opts: &[String],
+) -> serde_json::Value {
+    let map = mapped(relmap);
+    let mut expected = original.clone();
+    let relocate = |entry: &mut serde_json::Value| {
+        let relocated = map[entry["image"].as_str().unwrap()].as_str().unwrap().to_string();
+        entry["contentDigest"] = skopeo_digest(&relocated, opts).into();
+        entry["image"] = relocated.into();
+    };
+    expected["invocationImages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .for_each(relocate);
+    expected["images"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .for_each(relocate);
+    expected
+}
+
+#[test]
+fn the_output_bundle_names_each_relocated_image_and_its_digest_and_nothing_else_changes() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let (plain_ref, plain_digest) = &images.oci_plain;
+    let pinned = format!("{}@{plain_digest}", repository_of(plain_ref));
+    let stale = format!("sha256:{}", "ab".repeat(32));
+    let original = serde_json::json!({
+        "schemaVersion": "v1.0.0", "name": "out", "version": "1.0.0",
+        "description": "<b>relocated</b> & signed: \"ünïcode\" \\ /",
+        "maintainers": [{"name": "Ann", "email": "ann@example.com"}],
+        "invocationImages": [
+            {"image": images.multi.0, "imageType": "oci", "labels": {"role": "installer"}, "size": 1234}
+        ],
+        "images": {
+            // contentDigest present and right: replaced by the same digest
+            "docker": {"image": images.docker.0, "imageType": "docker", "description": "d",
+                       "contentDigest": images.docker.1},
+            // the reference's digest wins over a stale contentDigest (a warning): replaced
+            "pinned": {"image": pinned, "contentDigest": stale},
+            // no contentDigest: added
+            "deep": {"image": images.deep.0, "mediaType": "application/vnd.oci.image.manifest.v1+json"},
+            // one image string declared twice
+            "again": {"image": images.multi.0}
+        },
+        "parameters": {"port": {"definition": "port", "destination": {"env": "PORT"}, "default": 8080}},
+        "definitions": {"port": {"type": "integer", "minimum": 1, "maximum": 65535}},
+        "credentials": {"kube": {"path": "/root/.kube/config", "required": true}},
+        "custom": {"io.example": {"image": images.deep.0, "nested": [1, {"b": null, "a": [false]}]}},
+        "requiredExtensions": ["io.example"]
+    });
+    let bundle = work.path().join("bundle.json");
+    std::fs::write(&bundle, serde_json::to_vec_pretty(&original).unwrap()).unwrap();
+    let bundle_before = std::fs::read(&bundle).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let output = work.path().join("relocated-bundle.json");
+    let prefix = format!("{}/out/team", target.host());
+
+    let report = relocate_with_output_bundle(&bundle, &prefix, &relmap, &output).unwrap();
+    assert!(report.succeeded());
+    assert_eq!(report.images.len(), 4, "one per distinct image string");
+
+    let written = std::fs::read(&output).unwrap();
+    let relocated: serde_json::Value = serde_json::from_slice(&written).unwrap();
+    let opts = target.skopeo_opts("src");
+    // field by field: each image's `image` is the mapping's value and `contentDigest` what
+    // the target serves under it; every other key and value as in the original
+    assert_eq!(relocated, expected_output_bundle(&original, &relmap, &opts));
+    let map = mapped(&relmap);
+    for (key, digest) in [
+        ("docker", &images.docker.1),
+        ("pinned", plain_digest),
+        ("deep", &images.deep.1),
+    ] {
+        let entry = &relocated["images"][key];
+        let raw = original["images"][key]["image"].as_str().unwrap();
+        assert_eq!(entry["image"], map[raw], "{key}");
+        assert!(entry["image"].as_str().unwrap().starts_with(&prefix), "{key}");
+        assert_eq!(entry["contentDigest"], digest.as_str(), "{key}: the source's digest");
+    }
+    assert_eq!(
+        relocated["invocationImages"][0]["contentDigest"],
+        images.multi.1.as_str()
+    );
+    assert_eq!(
+        relocated["images"]["again"]["image"],
+        relocated["invocationImages"][0]["image"]
+    );
+    assert_eq!(
+        relocated["custom"]["io.example"]["image"],
+        images.deep.0.as_str(),
+        "an `image` key outside the bundle's images is not an image"
+    );
+    // canonical: compact, keys sorted, nothing escaped but `"` and `\` (serde_json writes such
+    // a document, without control characters or fractions, the same way)
+    assert_eq!(written, serde_json::to_vec(&relocated).unwrap());
+    assert!(
+        String::from_utf8(written.clone())
+            .unwrap()
+            .contains(r#""description":"<b>relocated</b> & signed: \"ünïcode\" \\ /""#),
+        "{}",
+        String::from_utf8_lossy(&written)
+    );
+    assert_eq!(std::fs::read(&bundle).unwrap(), bundle_before, "bundle untouched");
+    let files: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files.len(), 3, "no temporary files left: {files:?}");
+
+    // a second run finds everything in place and writes the same bytes
+    std::fs::write(&output, "stale").unwrap();
+    relocate_with_output_bundle(&bundle, &prefix, &relmap, &output).unwrap();
+    assert_eq!(std::fs::read(&output).unwrap(), written);
+}
+
+#[test]
+fn a_failed_relocation_writes_no_output_bundle() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let bundle = write_bundle(
+        work.path(),
+        &[&images.multi.0],
+        &[(
+            "pinned",
+            serde_json::json!({"image": images.docker.0, "contentDigest": wrong}),
+        )],
+    );
+    let bundle_before = std::fs::read(&bundle).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let output = work.path().join("out.json");
+    let kept = work.path().join("kept.json");
+    std::fs::write(&kept, "previous output").unwrap();
+    let prefix = format!("{}/x", target.host());
+    for path in [&output, &kept] {
+        let e = relocate_with_output_bundle(&bundle, &prefix, &relmap, path).unwrap_err();
+        assert!(matches!(e, cnab_relocate::Error::Relocation(_)), "{e}");
+        assert_eq!(e.exit_code(), 1);
+    }
+    assert!(!output.exists(), "no output bundle");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "previous output");
+    assert!(!relmap.exists(), "no mapping");
+    assert_eq!(std::fs::read(&bundle).unwrap(), bundle_before);
+    let files: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files.len(), 2, "no temporary files left: {files:?}");
+}
+
+#[test]
+fn a_thick_bundles_output_bundle_is_its_bundle_json_relocated() {
+    let target = TestRegistry::start(Mode::Plain);
+    let images = support::build_layout(64 * KIB);
+    let json = support::bundle_json(
+        serde_json::json!({"image": format!("example.com/app/multi@{}", images.multi)}),
+        &[(
+            "amd64",
+            serde_json::json!({"image": "example.com/app/amd64:1.0", "contentDigest": images.amd64}),
+        )],
+    );
+    let original: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("app.tgz");
+    std::fs::write(&bundle, support::thick::Pack::new(&images.layout.path, json).tgz()).unwrap();
+    let relmap = work.path().join("relmap.json");
+    let output = work.path().join("bundle.json");
+    let prefix = format!("{}/thick", target.host());
+    relocate_with_output_bundle(&bundle, &prefix, &relmap, &output).unwrap();
+    let relocated: serde_json::Value = serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
+    let opts = target.skopeo_opts("src");
+    assert_eq!(relocated, expected_output_bundle(&original, &relmap, &opts));
+    assert_eq!(relocated["images"]["amd64"]["contentDigest"], images.amd64.as_str());
+    assert_eq!(relocated["invocationImages"][0]["contentDigest"], images.multi.as_str());
+}

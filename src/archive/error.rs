@@ -21,6 +21,14 @@ pub enum ArchiveError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Writing a thick bundle (an export) failed.
+    #[error("cannot write thick bundle {path}: {source}")]
+    Write {
+        /// The thick bundle being written.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
     /// An entry that could point outside the archive or is not a plain file or directory
     /// (absolute path, `..`, link, device, non-UTF-8 name).
     #[error("thick bundle {path}: refusing entry \"{entry}\": {reason}")]

@@ -5,21 +5,23 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 
 use super::error::ArchiveError;
-use super::tar_stream::{read_up_to, scan_archive, ArchiveIndex};
-use crate::limits::{KEPT_MANIFESTS_BUDGET, MAX_BUNDLE_JSON, MAX_MANIFEST_SIZE};
+use super::first_pass::{first_pass, FirstPass, PausedScan, Resume, Scanned};
+use super::tar_stream::scan_archive;
+use crate::limits::MAX_MANIFEST_SIZE;
+use crate::oci::{Manifest, ManifestOutline, PointsAt};
 use crate::reference::{Digest, Reference};
 
-const LAYOUT_DIR: &str = "artifacts/layout/";
+/// Where the layout sits in a thick bundle, as duffle and Porter write it.
+pub const LAYOUT_DIR: &str = "artifacts/layout/";
 /// The annotation that names an image in `index.json`.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// containerd's annotation with the image's full reference (`ctr image export`).
 pub const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
-/// Manifests up to this size (every manifest a registry accepts) are kept from the first pass.
-const KEEP_MANIFESTS_UP_TO: u64 = MAX_MANIFEST_SIZE as u64;
 
 /// A top-level descriptor of `index.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -82,114 +84,54 @@ pub struct ThickArchive {
     published: BTreeMap<String, String>,
     /// Layout blobs in the archive: digest → (entry name, size).
     blobs: HashMap<Digest, (String, u64)>,
-    /// Manifests kept from the first pass, within [`KEPT_MANIFESTS_BUDGET`] (unverified until
-    /// used).
+    /// Manifests and configs kept from the first pass, within [`KEPT_MANIFESTS_BUDGET`]
+    /// (unverified until used).
     kept_manifests: HashMap<Digest, Bytes>,
-}
-
-/// What the first pass over the archive keeps.
-struct FirstPass {
-    listing: ArchiveIndex,
-    /// `bundle.json`, `index.json`, `oci-layout`, Porter's mapping: entry name → bytes.
-    metadata: HashMap<String, Vec<u8>>,
-    /// Layout blobs that look like manifests and fit the budget: entry name → bytes.
-    manifests: HashMap<String, Bytes>,
-}
-
-/// The files that describe a bundle and its layout, relative to the bundle's root.
-const METADATA: [&str; 4] = [
-    "bundle.json",
-    "relocation-mapping.json",
-    "artifacts/layout/index.json",
-    "artifacts/layout/oci-layout",
-];
-
-/// Whether an entry may be one of the [`METADATA`] files: at the archive root, or in a
-/// top-level directory (the bundle's root when it is the only one). `Some(directory)` for the
-/// latter.
-fn metadata_position(name: &str) -> Option<Option<&str>> {
-    if METADATA.contains(&name) {
-        return Some(None);
-    }
-    let (top, rest) = name.split_once('/')?;
-    METADATA.contains(&rest).then_some(Some(top))
-}
-
-/// Streams the archive once, keeping metadata and the manifests that fit in memory. Only
-/// files that can be the bundle's metadata are kept, so an archive full of decoys costs no
-/// memory: nested candidates are dropped as soon as a second top-level name shows the bundle
-/// cannot be inside one directory.
-fn first_pass(path: &Path) -> Result<FirstPass, ArchiveError> {
-    let mut metadata: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut oversized = None;
-    let mut manifests = HashMap::new();
-    let mut kept = 0usize;
-    let mut only_top: Option<String> = None;
-    let mut single_top = true;
-    let listing = scan_archive(path, |name, size, content| {
-        let top = name.split('/').next().unwrap_or(name);
-        match &only_top {
-            None => only_top = Some(top.to_string()),
-            Some(t) if single_top && t != top => {
-                single_top = false;
-                metadata.retain(|n, _| metadata_position(n) == Some(None));
-            }
-            _ => {}
-        }
-        match metadata_position(name) {
-            Some(Some(_)) if !single_top => {}
-            Some(_) => {
-                if size > MAX_BUNDLE_JSON {
-                    oversized.get_or_insert((name.to_string(), size));
-                    return Ok(());
-                }
-                let mut buf = Vec::with_capacity(size as usize);
-                content.read_to_end(&mut buf)?;
-                metadata.insert(name.to_string(), buf);
-            }
-            None if name.contains("artifacts/layout/blobs/")
-                && size <= KEEP_MANIFESTS_UP_TO
-                && kept + size as usize <= KEPT_MANIFESTS_BUDGET =>
-            {
-                // layers and most configs are told apart by their first bytes, unread
-                let mut head = [0u8; 64];
-                let n = read_up_to(content, &mut head)?;
-                if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-                    let mut buf = Vec::with_capacity(size as usize);
-                    buf.extend_from_slice(&head[..n]);
-                    content.read_to_end(&mut buf)?;
-                    if looks_like_manifest(&buf) {
-                        kept += buf.len();
-                        manifests.insert(name.to_string(), Bytes::from(buf));
-                    }
-                }
-            }
-            None => {}
-        }
-        Ok(())
-    })?;
-    if let Some((entry, size)) = oversized {
-        return Err(ArchiveError::MetadataTooLarge {
-            path: path.to_path_buf(),
-            entry,
-            size,
-        });
-    }
-    Ok(FirstPass {
-        listing,
-        metadata,
-        manifests,
-    })
+    /// Whether `blobs` lists every blob of the archive.
+    complete: bool,
+    /// A first pass that stopped at the first layer (a metadata-first archive).
+    paused: Mutex<Option<PausedScan>>,
 }
 
 impl ThickArchive {
-    /// One streaming pass over the archive; nothing is written anywhere.
+    /// One streaming pass over the whole archive; nothing is written anywhere.
     pub fn scan(path: &Path) -> Result<ThickArchive, ArchiveError> {
+        match first_pass(path, false)? {
+            Scanned::Complete(pass) => Self::from_first_pass(path, pass),
+            Scanned::Paused(..) => unreachable!("a scan that may not pause never pauses"),
+        }
+    }
+
+    /// Like [`scan`](Self::scan), but an archive written metadata first (every manifest and
+    /// config before the first layer) is read only up to its first layer: the blob pass then
+    /// goes on from there ([`take_paused`](Self::take_paused)), so the archive is read once.
+    /// Layers are then not listed yet: a missing one is found only when its turn comes.
+    pub fn scan_once(path: &Path) -> Result<ThickArchive, ArchiveError> {
+        match first_pass(path, true)? {
+            Scanned::Complete(pass) => Self::from_first_pass(path, pass),
+            Scanned::Paused(snapshot, paused) => {
+                match Self::from_first_pass(path, snapshot) {
+                    Ok(archive) if archive.metadata_complete() => {
+                        tracing::info!("{}: metadata first; reading the archive once", path.display());
+                        Ok(ThickArchive {
+                            complete: false,
+                            paused: Mutex::new(Some(paused)),
+                            ..archive
+                        })
+                    }
+                    // not metadata first after all: the rest of the archive decides
+                    _ => Self::from_first_pass(path, paused.finish(Resume::Continue)?),
+                }
+            }
+        }
+    }
+
+    fn from_first_pass(path: &Path, pass: FirstPass) -> Result<ThickArchive, ArchiveError> {
         let FirstPass {
             listing,
             mut metadata,
-            manifests,
-        } = first_pass(path)?;
+            json_blobs: manifests,
+        } = pass;
         let no_bundle = || ArchiveError::NoBundleJson {
             path: path.to_path_buf(),
         };
@@ -239,7 +181,68 @@ impl ThickArchive {
             published,
             blobs,
             kept_manifests: manifests,
+            complete: true,
+            paused: Mutex::new(None),
         })
+    }
+
+    /// Whether every manifest and config that `index.json` reaches was kept by the first
+    /// pass (which then saw them all before the first layer).
+    fn metadata_complete(&self) -> bool {
+        let mut pending: Vec<(Digest, Option<String>, usize)> = self
+            .index
+            .iter()
+            .map(|e| (e.digest.clone(), e.media_type.clone(), 0))
+            .collect();
+        let mut checked = HashSet::new();
+        while let Some((digest, media_type, depth)) = pending.pop() {
+            if depth > 8 || !checked.insert(digest.clone()) {
+                continue;
+            }
+            let Some(bytes) = self.kept_manifests.get(&digest) else {
+                return false;
+            };
+            let Ok(outline) = Manifest::new(bytes.clone(), media_type.as_deref(), Some(&digest))
+                .and_then(|m| ManifestOutline::of(&m))
+            else {
+                return false;
+            };
+            match outline.points_at {
+                PointsAt::Children(children) => {
+                    pending.extend(children.into_iter().map(|c| (c.digest, Some(c.media_type), depth + 1)))
+                }
+                PointsAt::Blobs(blobs) => {
+                    if blobs
+                        .first()
+                        .is_some_and(|config| !self.kept_manifests.contains_key(&config.digest))
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether every entry of the archive is listed (false while a paused first pass waits).
+    pub fn listing_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// The first pass paused at the first layer of a metadata-first archive, if it is still
+    /// waiting; whoever takes it reads the rest of the archive.
+    pub fn take_paused(&self) -> Option<PausedScan> {
+        self.paused.lock().expect("paused scan lock").take()
+    }
+
+    /// The entry name a layout blob has (or would have) in this archive.
+    pub fn blob_entry_name(&self, digest: &Digest) -> String {
+        format!(
+            "{}{LAYOUT_DIR}blobs/{}/{}",
+            self.root,
+            digest.algorithm().name(),
+            digest.hex()
+        )
     }
 
     /// The archive entry of a layout blob and its size.
@@ -361,8 +364,8 @@ impl ThickArchive {
         Ok(())
     }
 
-    /// A manifest's bytes if the first pass kept them (unverified: the caller checks them
-    /// against `digest`).
+    /// A manifest's or config's bytes if the first pass kept them (unverified: the caller
+    /// checks them against `digest`).
     pub fn kept_manifest(&self, digest: &Digest) -> Option<Bytes> {
         self.kept_manifests.get(digest).cloned()
     }
@@ -393,15 +396,6 @@ impl ThickArchive {
         })?;
         Ok(())
     }
-}
-
-/// Manifests and indexes are JSON objects with `schemaVersion`; configs and layers are not,
-/// and they are streamed again when uploaded anyway, so only manifests are kept.
-fn looks_like_manifest(bytes: &[u8]) -> bool {
-    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-        && bytes
-            .windows(b"\"schemaVersion\"".len())
-            .any(|w| w == b"\"schemaVersion\"")
 }
 
 /// `blobs/<alg>/<hex>` under the layout → the blob's digest.
@@ -466,16 +460,6 @@ mod tests {
     }
 
     #[test]
-    fn only_manifests_are_kept() {
-        assert!(looks_like_manifest(br#" {"schemaVersion":2,"config":{}}"#));
-        assert!(
-            !looks_like_manifest(br#"{"architecture":"amd64","rootfs":{}}"#),
-            "a config"
-        );
-        assert!(!looks_like_manifest(b"\x1f\x8b\x08 schemaVersion"), "a layer");
-    }
-
-    #[test]
     fn full_references_compare_after_normalisation() {
         let d = "sha256:f54a58bc1aac5ea1a25d796ae155dc228b3f0e11d046ae276b39c4bf2f13d8c4";
         let m = full_name_matches;
@@ -515,6 +499,8 @@ mod tests {
             published: BTreeMap::new(),
             blobs: HashMap::new(),
             kept_manifests: HashMap::new(),
+            complete: true,
+            paused: Mutex::new(None),
         }
     }
 

@@ -31,12 +31,26 @@ pub struct OpenedBundle {
     pub format: BundleFormat,
     /// The parsed `bundle.json`.
     pub bundle: Bundle,
+    /// `bundle.json` byte for byte (what an export copies).
+    pub json: Vec<u8>,
     /// For a thick bundle: its layout, learnt in one streaming pass.
     pub thick: Option<Arc<ThickArchive>>,
 }
 
-/// Opens BUNDLE read-only, sniffing gzip magic to tell thick from thin.
+/// Opens BUNDLE read-only, sniffing gzip magic to tell thick from thin. A thick bundle is
+/// read whole, every entry listed and checked.
 pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
+    open(path, false)
+}
+
+/// [`open_bundle`], except that a thick bundle written metadata first is read only up to its
+/// first layer, to be read on from there when its blobs are copied (one pass in all; its
+/// layers are found missing only then).
+pub fn open_bundle_once(path: &Path) -> Result<OpenedBundle, BundleError> {
+    open(path, true)
+}
+
+fn open(path: &Path, once: bool) -> Result<OpenedBundle, BundleError> {
     let read_err = |source| BundleError::Read {
         path: path.to_path_buf(),
         source,
@@ -47,7 +61,10 @@ pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
     let mut thick = None;
     let (format, json) = if n == 2 && magic == GZIP_MAGIC {
         drop(file);
-        let archive = ThickArchive::scan(path)?;
+        let archive = match once {
+            true => ThickArchive::scan_once(path)?,
+            false => ThickArchive::scan(path)?,
+        };
         let json = archive.bundle_json.clone();
         thick = Some(Arc::new(archive));
         (BundleFormat::Thick, json)
@@ -78,6 +95,7 @@ pub fn open_bundle(path: &Path) -> Result<OpenedBundle, BundleError> {
         path: path.to_path_buf(),
         format,
         bundle,
+        json,
         thick,
     })
 }

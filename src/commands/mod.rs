@@ -1,9 +1,13 @@
 //! The commands: each builds a plan and hands it to the engine.
 
+mod export;
 mod map;
+mod output_bundle;
+mod output_file;
 mod plan;
 mod relocate;
 
+pub use export::{Export, ExportReport, ExportedImage, PlannedExport};
 pub use map::map_references;
 pub use plan::{Plan, PlannedImage};
 pub use relocate::{PlannedRelocation, RelocateOptions, Relocation};

@@ -200,6 +200,8 @@ fn tree_of(
     })?;
     for blob in &tree.blobs {
         match archive.blob_entry(&blob.digest) {
+            // a metadata-first archive read once lists its layers only as they stream
+            None if !archive.listing_complete() && !tree.configs.contains(&blob.digest) => {}
             None => return Err(in_image(format!("blob {} is missing from the archive", blob.digest))),
             Some((_, size)) if *size != blob.size => {
                 return Err(in_image(format!(
@@ -274,30 +276,54 @@ impl Source for ArchiveSource {
         F: Fn(BlobRead, BlobBody) -> Fut + Send + Sync,
         Fut: Future<Output = Result<(), CopyError>> + Send + 'static,
     {
-        let pass = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::info!(
-            "reading {} blob(s) from {} (pass {pass})",
-            blobs.len(),
-            self.archive.path.display()
-        );
         let digests: Vec<Digest> = blobs.iter().map(|b| b.descriptor.digest.clone()).collect();
+        // a JoinSet: dropped with the copy (an interrupt), it aborts the deliveries it holds
+        let mut deliveries = tokio::task::JoinSet::new();
+        let mut tasks = HashMap::new();
         let mut by_entry: HashMap<String, BlobRead> = HashMap::new();
         for blob in blobs {
-            if let Some((name, _)) = self.archive.blob_entry(&blob.descriptor.digest) {
-                by_entry.insert(name.clone(), blob);
+            match self.archive.kept_manifest(&blob.descriptor.digest) {
+                // configs the first pass kept need no pass at all
+                Some(bytes) => {
+                    let digest = blob.descriptor.digest.clone();
+                    let delivery = deliver(blob, Box::pin(stream::iter([Ok(bytes)])));
+                    let task = deliveries.spawn({
+                        let digest = digest.clone();
+                        async move { (digest, delivery.await) }
+                    });
+                    tasks.insert(task.id(), digest);
+                }
+                None => {
+                    by_entry.insert(self.archive.blob_entry_name(&blob.descriptor.digest), blob);
+                }
             }
         }
         let (entries_tx, mut entries_rx) = mpsc::channel::<(BlobRead, mpsc::Receiver<io::Result<Bytes>>)>(1);
         let path = self.archive.path.clone();
-        let reader = tokio::task::spawn_blocking(move || {
-            scan_archive(&path, |name, _, content| match by_entry.remove(name) {
-                Some(read) => stream_entry(read, content, &entries_tx),
-                None => Ok(()),
-            })
-        });
-        // a JoinSet: dropped with the copy (an interrupt), it aborts the deliveries it holds
-        let mut deliveries = tokio::task::JoinSet::new();
-        let mut tasks = HashMap::new();
+        let wanted = by_entry.len();
+        let sink = move |name: &str, _: u64, content: &mut dyn io::Read| match by_entry.remove(name) {
+            Some(read) => stream_entry(read, content, &entries_tx),
+            None => Ok(()),
+        };
+        let paused = if wanted > 0 { self.archive.take_paused() } else { None };
+        let reader = match (wanted, paused) {
+            (0, _) => {
+                drop(sink); // closes the channel of entries: nothing to wait for
+                tokio::task::spawn_blocking(|| Ok(()))
+            }
+            (_, Some(paused)) => {
+                tracing::info!(
+                    "reading {wanted} blob(s) from {}: the rest of the one pass",
+                    path.display()
+                );
+                tokio::task::spawn_blocking(move || paused.deliver(Box::new(sink)))
+            }
+            (_, None) => {
+                let pass = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::info!("reading {wanted} blob(s) from {} (pass {pass})", path.display());
+                tokio::task::spawn_blocking(move || scan_archive(&path, sink).map(drop))
+            }
+        };
         while let Some((read, chunks)) = entries_rx.recv().await {
             let digest = read.descriptor.digest.clone();
             let body: BlobBody = Box::pin(stream::unfold(chunks, |mut rx| async move {

@@ -72,6 +72,17 @@ pub enum CopyError {
         /// The digest the destination reports.
         found: Option<Digest>,
     },
+    /// The archive being written stopped taking entries (its own error says why).
+    #[error("the archive writer stopped")]
+    WriterStopped,
+    /// The source broke off while a blob's bytes were read.
+    #[error("reading blob {digest}: {source}")]
+    BlobRead {
+        /// The blob.
+        digest: Digest,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The source never offered the blob's bytes (an archive pass that did not reach it).
     #[error("blob {0} was not found in the source when its bytes were needed")]
     BlobNotOffered(Digest),

@@ -161,6 +161,7 @@ mod tests {
             top: r(*top),
             children: children.iter().copied().map(r).collect(),
             blobs: Vec::new(),
+            configs: HashSet::new(),
         }
     }
 

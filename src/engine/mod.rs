@@ -26,6 +26,7 @@ pub use copy::{copy_images, CopyOptions};
 pub use destination::{Destination, Mount};
 pub use error::{BlobProblem, CopyError, ImageError};
 pub use job::ImageJob;
+pub(crate) use manifests::{push_batches, read_batch};
 pub use registry_destination::RegistryDestination;
 pub use registry_source::RegistrySource;
 pub use report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};

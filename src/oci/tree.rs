@@ -63,8 +63,8 @@ impl From<&Manifest> for ManifestRef {
 /// What a manifest points at, each target once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PointsAt {
-    /// An image manifest's config and layers; non-distributable ("foreign") layers are left
-    /// out, as go-containerregistry does.
+    /// An image manifest's config, then its layers; non-distributable ("foreign") layers are
+    /// left out, as go-containerregistry does.
     Blobs(Vec<Descriptor>),
     /// An index's child manifests, in order.
     Children(Vec<Descriptor>),
@@ -112,6 +112,8 @@ pub struct ImageTree {
     /// Config and layer blobs of every manifest in the tree, each once, foreign layers left
     /// out.
     pub blobs: Vec<Descriptor>,
+    /// Which of `blobs` are configs (what an archive writes before any layer).
+    pub configs: HashSet<Digest>,
 }
 
 impl ImageTree {
@@ -126,6 +128,7 @@ impl ImageTree {
             top: top.manifest.clone(),
             children: Vec::new(),
             blobs: Vec::new(),
+            configs: HashSet::new(),
         };
         let mut seen_blobs = HashSet::new();
         let mut seen_manifests = HashSet::new();
@@ -134,6 +137,8 @@ impl ImageTree {
         while let Some((ManifestOutline { manifest, points_at }, depth, expanded)) = stack.pop() {
             match points_at {
                 PointsAt::Blobs(blobs) => {
+                    // an outline lists the config first
+                    tree.configs.extend(blobs.first().map(|c| c.digest.clone()));
                     for d in blobs {
                         if seen_blobs.insert(d.digest.clone()) {
                             tree.blobs.push(d);
@@ -258,6 +263,8 @@ mod tests {
             [d(1), d(50), d(2)],
             "config and layers once; the foreign layer left out"
         );
+        let configs: HashSet<Digest> = [d(1), d(2)].iter().map(|d| d.parse().unwrap()).collect();
+        assert_eq!(tree.configs, configs);
     }
 
     #[test]
