@@ -205,6 +205,12 @@ fn a_round_trip_through_an_export_relocates_exactly_as_the_thin_bundle() {
         format!("sha256:{}", support::fixtures::sha256_hex(&raw)),
         images.oci_plain.1
     );
+    // and umoci, by the same full reference
+    support::fixtures::run(std::process::Command::new("umoci").args([
+        "stat",
+        "--image",
+        &format!("{}:{}", layout.display(), images.oci_plain.0),
+    ]));
 }
 
 #[test]
