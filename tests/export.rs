@@ -179,7 +179,7 @@ fn a_round_trip_through_an_export_relocates_exactly_as_the_thin_bundle() {
     );
     once.assert_ok();
     assert!(
-        once.stderr.contains("the rest of the one pass") && !once.stderr.contains("(pass 1)"),
+        once.stderr.contains("(pass 1: the rest of the first pass") && !once.stderr.contains("(pass 2"),
         "{}",
         once.stderr
     );
@@ -323,8 +323,9 @@ fn an_existing_output_is_replaced_only_with_force_and_a_thick_bundle_is_refused(
     assert!(again.stderr.contains("thick bundle already"), "{}", again.stderr);
 }
 
-/// `tgz` rewritten without the entry named `drop` (order kept).
-fn without_entry(tgz: &Path, drop: &str, out: &Path) {
+/// `tgz` rewritten without the entry whose name ends in `drop` (order kept), with `append`
+/// (name, content) added at the end.
+fn rewritten(tgz: &Path, drop: &str, append: Option<(&str, &[u8])>, out: &Path) {
     let gz = flate2::read::GzDecoder::new(std::fs::File::open(tgz).unwrap());
     let mut archive = tar::Archive::new(gz);
     let writer = flate2::write::GzEncoder::new(std::fs::File::create(out).unwrap(), flate2::Compression::fast());
@@ -340,6 +341,12 @@ fn without_entry(tgz: &Path, drop: &str, out: &Path) {
         e.read_to_end(&mut data).unwrap();
         builder.append_data(&mut header, &name, &data[..]).unwrap();
     }
+    if let Some((name, data)) = append {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, data).unwrap();
+    }
     builder.into_inner().unwrap().finish().unwrap();
 }
 
@@ -354,7 +361,7 @@ fn a_layer_missing_from_a_metadata_first_archive_fails_before_any_manifest_is_pu
     export(&bundle, &out, &[]).assert_ok();
     let hex = images.base_layer.strip_prefix("sha256:").unwrap();
     let broken = work.path().join("broken.tgz");
-    without_entry(&out, hex, &broken);
+    rewritten(&out, hex, None, &broken);
 
     let prefix = format!("{}/broken", target.host());
     let config = tempfile::tempdir().unwrap();
@@ -395,4 +402,33 @@ fn mapped_reference(bundle: &Path, prefix: &str) -> String {
     dry.assert_ok();
     let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&dry.stdout).unwrap();
     map.values().next().unwrap().as_str().unwrap().to_string()
+}
+
+#[test]
+fn metadata_after_the_first_layer_of_an_archive_read_once_fails_the_run() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let out = work.path().join("bundle.tgz");
+    export(&bundle, &out, &[]).assert_ok();
+    // a whole pass would read this Porter mapping; the one pass must not silently miss it
+    let late = work.path().join("late.tgz");
+    rewritten(
+        &out,
+        "no-such-entry",
+        Some(("relocation-mapping.json", br#"{"a":"b"}"#)),
+        &late,
+    );
+    let relmap = work.path().join("relmap.json");
+    let run = relocate(&late, &format!("{}/late", target.host()), &relmap, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("relocation-mapping.json comes after the first layer"),
+        "{}",
+        run.stderr
+    );
+    assert!(!relmap.exists());
 }

@@ -144,8 +144,16 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
     let mut single_top = true;
     let mut seen = ArchiveIndex::default();
     let mut sink: Option<EntrySink> = None;
+    let mut json_dropped = false;
     let listing = scan_archive(path, |name, size, content| {
         if let Some(sink) = sink.as_mut() {
+            if metadata_position(name) == Some(None) {
+                // a whole pass would read it; one that stopped early must not miss it
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{name} comes after the first layer of an archive read as metadata first"),
+                ));
+            }
             return sink(name, size, content);
         }
         let top = name.split('/').next().unwrap_or(name);
@@ -176,7 +184,8 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
                 let json = head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
                 let metadata_seen =
                     metadata.contains_key("bundle.json") && metadata.contains_key("artifacts/layout/index.json");
-                if !json && metadata_seen && oversized.is_none() {
+                // a JSON blob not kept (over the budget) would need a second pass
+                if !json && metadata_seen && oversized.is_none() && !json_dropped {
                     if let Some(p) = pause.take() {
                         let snapshot = FirstPass {
                             listing: ArchiveIndex {
@@ -204,6 +213,8 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
                     content.read_to_end(&mut buf)?;
                     kept += buf.len();
                     json_blobs.insert(name.to_string(), Bytes::from(buf));
+                } else if json {
+                    json_dropped = true;
                 }
             }
             None => {}

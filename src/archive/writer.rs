@@ -78,7 +78,10 @@ impl ThickWriter {
     /// `size` fails, leaving the archive unusable (it is never finished then).
     pub fn add_blob(&mut self, digest: &Digest, size: u64, content: &mut dyn Read) -> Result<(), ArchiveError> {
         if self.blobs.contains(digest) {
-            return Ok(());
+            // drained, so whoever feeds `content` is not left waiting
+            return io::copy(content, &mut io::sink())
+                .map(drop)
+                .map_err(|e| self.io_error(e));
         }
         let name = format!("{LAYOUT_DIR}blobs/{}/{}", digest.algorithm().name(), digest.hex());
         self.add_parents(&name)?;

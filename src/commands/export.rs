@@ -414,7 +414,9 @@ async fn stream_into_archive(ops: mpsc::Sender<WriteOp>, read: BlobRead, mut bod
                 if verifier.seen() > d.size {
                     break Some(BlobProblem::TooLong { size: d.size });
                 }
-                chunks.send(Ok(chunk)).await.map_err(|_| writer_gone())?;
+                if !chunk.is_empty() {
+                    chunks.send(Ok(chunk)).await.map_err(|_| writer_gone())?;
+                }
             }
             Some(Err(e)) => {
                 let _ = chunks.send(Err(io::Error::new(e.kind(), e.to_string()))).await;
@@ -436,7 +438,8 @@ async fn stream_into_archive(ops: mpsc::Sender<WriteOp>, read: BlobRead, mut bod
         }
     };
     match problem {
-        None => Ok(()),
+        // the empty chunk says "verified": a channel closed without it is an error
+        None => chunks.send(Ok(Bytes::new())).await.map_err(|_| writer_gone()),
         Some(problem) => {
             let _ = chunks
                 .send(Err(io::Error::new(io::ErrorKind::InvalidData, problem.to_string())))
@@ -449,10 +452,13 @@ async fn stream_into_archive(ops: mpsc::Sender<WriteOp>, read: BlobRead, mut bod
     }
 }
 
-/// The chunks of a streamed blob as a `Read`, for the writer thread.
+/// The chunks of a streamed blob as a `Read`, for the writer thread. The blob ends with an
+/// empty chunk, sent once its digest was checked; a channel that closes before it means the
+/// blob was never verified.
 struct ChunkReader {
     chunks: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
+    verified: bool,
 }
 
 impl ChunkReader {
@@ -460,6 +466,7 @@ impl ChunkReader {
         ChunkReader {
             chunks,
             current: Bytes::new(),
+            verified: false,
         }
     }
 }
@@ -467,8 +474,17 @@ impl ChunkReader {
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if self.verified {
+                return Ok(0);
+            }
             match self.chunks.blocking_recv() {
-                None => return Ok(0),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the blob stopped before its digest was checked",
+                    ))
+                }
+                Some(Ok(chunk)) if chunk.is_empty() => self.verified = true,
                 Some(chunk) => self.current = chunk?,
             }
         }

@@ -312,8 +312,9 @@ impl Source for ArchiveSource {
                 tokio::task::spawn_blocking(|| Ok(()))
             }
             (_, Some(paused)) => {
+                let pass = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::info!(
-                    "reading {wanted} blob(s) from {}: the rest of the one pass",
+                    "reading {wanted} blob(s) from {} (pass {pass}: the rest of the first pass, the archive being metadata first)",
                     path.display()
                 );
                 tokio::task::spawn_blocking(move || paused.deliver(Box::new(sink)))
@@ -359,11 +360,14 @@ impl Source for ArchiveSource {
             }),
         };
         if let Some(e) = read_error {
-            // blobs placed before the archive broke stay placed; the rest fail with it
+            // blobs placed before the archive broke stay placed; the rest fail with it. When
+            // every blob was placed, the broken tail (read nowhere else when the archive is
+            // read once) fails them all.
             let e = Arc::new(e);
             let failed: HashSet<Digest> = failures.iter().map(|(d, _)| d.clone()).collect();
+            let all_delivered = digests.iter().all(|d| delivered.contains(d));
             for d in digests {
-                if !delivered.contains(&d) && !failed.contains(&d) {
+                if (all_delivered || !delivered.contains(&d)) && !failed.contains(&d) {
                     failures.push((d, CopyError::ArchiveRead(e.clone())));
                 }
             }
