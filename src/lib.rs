@@ -13,13 +13,14 @@
 //! ```
 //!
 //! Layers, each importing only those listed before it:
-//! [`limits`] and [`reference`](mod@reference) (names, digests) → [`oci`] (manifests on raw bytes) and
+//! [`limits`], files written atomically, and [`reference`](mod@reference) (names, digests) → [`oci`] (manifests on raw bytes) and
 //! [`mapping`], [`relmap`] → [`registry`] (the client) and [`archive`] (thick bundles) →
 //! [`bundle`] (`bundle.json`, opening BUNDLE) → [`engine`] (sources × destinations, one
 //! placement state machine) → [`commands`] (relocate, export, map) → this facade and the binary.
 #![deny(missing_docs)]
 
 pub mod archive;
+mod atomic_file;
 pub mod bundle;
 pub mod commands;
 pub mod engine;

@@ -92,17 +92,8 @@ struct ExportArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
 
-    /// Machine-readable output: one JSON object on standard output.
-    #[arg(long)]
-    json: bool,
-
-    /// Print only errors.
-    #[arg(short, long, conflicts_with = "verbose")]
-    quiet: bool,
-
-    /// More output (-v: registry steps, -vv: every request).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    say: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -139,7 +130,14 @@ struct RelocateArgs {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
 
-    /// Machine-readable output: one JSON object per line (events and a final summary).
+    #[command(flatten)]
+    say: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Machine-readable output: one JSON object per line (relocation: events and a final
+    /// summary; export: the summary).
     #[arg(long)]
     json: bool,
 
@@ -231,9 +229,9 @@ fn run_map(prefix: &str, references: &[String]) -> ExitCode {
 }
 
 fn run_relocate(args: RelocateArgs) -> ExitCode {
-    init_logging(args.quiet, args.verbose);
+    init_logging(args.say.quiet, args.say.verbose);
     let bundle = args.bundle.clone().expect("clap requires BUNDLE");
-    let mode = match (args.json, args.quiet) {
+    let mode = match (args.say.json, args.say.quiet) {
         (true, _) => Mode::Json,
         (false, true) => Mode::Quiet,
         _ => Mode::Human,
@@ -345,10 +343,10 @@ fn options(registry: &RegistryArgs, concurrency: u16) -> RelocateOptions {
 }
 
 fn run_export(args: ExportArgs) -> ExitCode {
-    init_logging(args.quiet, args.verbose);
-    let json = args.json;
+    init_logging(args.say.quiet, args.say.verbose);
+    let json = args.say.json;
     let say = |line: String| {
-        if !args.quiet && !json {
+        if !args.say.quiet && !json {
             eprintln!("{line}");
         }
     };

@@ -1,8 +1,9 @@
 //! The relocation mapping file (e.g. `relmap.json`): exactly Go's `json.Marshal(map[string]string)`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
+
+use crate::atomic_file::write_file_atomically;
 
 /// Original image string → relocated reference.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,37 +28,6 @@ impl RelocationMapping {
     pub fn write_atomically(&self, path: &Path) -> std::io::Result<()> {
         write_file_atomically(path, &self.to_json(), ".relmap-")
     }
-}
-
-/// Writes `bytes` to `path` the way [`RelocationMapping::write_atomically`] does, through a
-/// temporary file named `temp_prefix…` (shared with the output bundle).
-pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8], temp_prefix: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let permissions = match std::fs::metadata(path) {
-        Ok(existing) => existing.permissions(),
-        Err(_) => new_file_permissions(dir)?,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(temp_prefix)
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().set_permissions(permissions)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// The permissions a file newly created in `dir` gets (`0666` less the umask): learnt from a
-/// probe file, since the umask cannot be read without changing it.
-fn new_file_permissions(dir: &Path) -> std::io::Result<std::fs::Permissions> {
-    let probe = tempfile::Builder::new().prefix(".relmap-mode-").make_in(dir, |p| {
-        std::fs::OpenOptions::new().write(true).create_new(true).open(p)
-    })?;
-    probe.as_file().metadata().map(|m| m.permissions())
 }
 
 impl FromIterator<(String, String)> for RelocationMapping {

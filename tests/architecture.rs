@@ -8,7 +8,8 @@ use std::path::Path;
 /// Top-level modules from the bottom up; a module may import only those before it (or
 /// itself). `error` is the library's own error, rendered by the commands above it.
 const LAYERS: &[&[&str]] = &[
-    &["limits", "reference", "relmap"],
+    &["limits", "atomic_file"],
+    &["reference", "relmap"],
     &["oci", "mapping"],
     &["registry", "archive"],
     &["bundle"],

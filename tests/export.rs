@@ -220,15 +220,7 @@ fn nothing_is_written_when_a_pin_does_not_match_or_the_source_is_gone() {
     let work = tempfile::tempdir().unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("out.tgz");
-    let wrong = format!("sha256:{}", "0".repeat(64));
-    let bundle = write_bundle(
-        work.path(),
-        &[&images.multi.0],
-        &[(
-            "pinned",
-            serde_json::json!({"image": images.docker.0, "contentDigest": wrong}),
-        )],
-    );
+    let (bundle, wrong) = support::bundle_with_wrong_pin(work.path(), &images);
     let run = export(&bundle, &out, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(

@@ -419,15 +419,7 @@ fn a_source_that_does_not_match_the_pinned_digest_fails_before_any_push() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 64 * KIB);
     let work = tempfile::tempdir().unwrap();
-    let wrong = format!("sha256:{}", "ab".repeat(32));
-    let bundle = write_bundle(
-        work.path(),
-        &[&images.multi.0],
-        &[(
-            "pinned",
-            serde_json::json!({"image": images.docker.0, "contentDigest": wrong}),
-        )],
-    );
+    let (bundle, wrong) = support::bundle_with_wrong_pin(work.path(), &images);
     let relmap = work.path().join("relmap.json");
     std::fs::write(&relmap, "previous mapping").unwrap();
     let run = relocate(&bundle, &format!("{}/x", target.host()), &relmap, &[]);
@@ -1377,15 +1369,7 @@ fn a_failed_relocation_writes_no_output_bundle() {
     let target = TestRegistry::start(Mode::Plain);
     let images = populate(&source, 64 * KIB);
     let work = tempfile::tempdir().unwrap();
-    let wrong = format!("sha256:{}", "ab".repeat(32));
-    let bundle = write_bundle(
-        work.path(),
-        &[&images.multi.0],
-        &[(
-            "pinned",
-            serde_json::json!({"image": images.docker.0, "contentDigest": wrong}),
-        )],
-    );
+    let (bundle, _) = support::bundle_with_wrong_pin(work.path(), &images);
     let bundle_before = std::fs::read(&bundle).unwrap();
     let relmap = work.path().join("relmap.json");
     let output = work.path().join("out.json");

@@ -4,7 +4,6 @@
 //! unfinished, it leaves nothing behind.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
@@ -14,6 +13,7 @@ use tempfile::NamedTempFile;
 
 use super::error::ArchiveError;
 use super::layout::LAYOUT_DIR;
+use crate::atomic_file::{create_beside, persist};
 use crate::reference::Digest;
 
 /// A thick bundle being written.
@@ -30,19 +30,11 @@ impl ThickWriter {
     /// down (level 1 of zlib-rs even grows random data by 5%, at 80 MB/s; stored blocks run
     /// at memory speed).
     pub fn create(output: &Path) -> Result<ThickWriter, ArchiveError> {
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         let name = output.file_name().and_then(|n| n.to_str()).unwrap_or("bundle");
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
-            .tempfile_in(dir)
-            .map_err(|source| ArchiveError::Write {
-                path: output.to_path_buf(),
-                source,
-            })?;
+        let temp = create_beside(output, &format!(".{name}.")).map_err(|source| ArchiveError::Write {
+            path: output.to_path_buf(),
+            source,
+        })?;
         let gz = GzEncoder::new(BufWriter::with_capacity(1 << 20, temp), Compression::none());
         Ok(ThickWriter {
             output: output.to_path_buf(),
@@ -126,15 +118,7 @@ impl ThickWriter {
         let gz = self.tar.into_inner().map_err(io_error)?;
         let buffered = gz.finish().map_err(io_error)?;
         let temp = buffered.into_inner().map_err(|e| io_error(e.into_error()))?;
-        temp.as_file().sync_all().map_err(io_error)?;
-        let persisted = if replace {
-            temp.persist(&output).map(drop)
-        } else {
-            temp.persist_noclobber(&output).map(drop)
-        };
-        persisted.map_err(|e| io_error(e.error))?;
-        sync_directory(&output);
-        Ok(())
+        persist(temp, &output, replace).map_err(io_error)
     }
 }
 
@@ -144,15 +128,6 @@ fn file_header(size: u64) -> tar::Header {
     header.set_mode(0o644);
     header.set_size(size);
     header
-}
-
-/// The rename survives a crash only once the directory is on disk too.
-fn sync_directory(path: &Path) {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
 }
 
 /// A reader that must yield exactly `remaining` bytes: tar writes the size in the header
@@ -198,7 +173,7 @@ mod tests {
     use super::*;
 
     fn entries(path: &Path) -> Vec<(String, Vec<u8>)> {
-        let gz = flate2::read::GzDecoder::new(File::open(path).unwrap());
+        let gz = flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap());
         let mut archive = tar::Archive::new(gz);
         archive
             .entries()

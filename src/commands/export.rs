@@ -83,6 +83,10 @@ impl Export {
             path: &self.output,
             bundle: &opened.path,
             replace: self.replace,
+        })
+        .map_err(|problem| Error::OutputFile {
+            path: self.output.clone(),
+            problem,
         })?;
         Ok(PlannedExport {
             opened,

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::error::{Error, MappingFileProblem};
+use crate::atomic_file::parent_dir;
+use crate::error::MappingFileProblem;
 
 /// A file a command is going to write.
 pub(crate) struct OutputFile<'a> {
@@ -17,40 +18,31 @@ pub(crate) struct OutputFile<'a> {
 /// Fails when `file` could not be written at the end: a directory or a device in its place,
 /// an existing file not to be replaced, the bundle itself, or a directory that takes no new
 /// files.
-pub(crate) fn check_output_file(file: &OutputFile<'_>) -> Result<(), Error> {
+pub(crate) fn check_output_file(file: &OutputFile<'_>) -> Result<(), MappingFileProblem> {
     let path = file.path;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let fail = |problem| Error::OutputFile {
-        path: path.to_path_buf(),
-        problem,
-    };
+    let dir = parent_dir(path);
     if let Ok(existing) = std::fs::metadata(path) {
         if existing.is_dir() {
-            return Err(fail(MappingFileProblem::IsDirectory));
+            return Err(MappingFileProblem::IsDirectory);
         }
         if !existing.is_file() {
-            return Err(fail(MappingFileProblem::NotARegularFile));
+            return Err(MappingFileProblem::NotARegularFile);
         }
         if let (Ok(a), Ok(b)) = (path.canonicalize(), file.bundle.canonicalize()) {
             if a == b {
-                return Err(fail(MappingFileProblem::IsTheBundle));
+                return Err(MappingFileProblem::IsTheBundle);
             }
         }
         if !file.replace {
-            return Err(fail(MappingFileProblem::Exists));
+            return Err(MappingFileProblem::Exists);
         }
     }
     tempfile::Builder::new()
         .prefix(".cnab-relocate-check-")
         .tempfile_in(dir)
         .map(drop)
-        .map_err(|source| {
-            fail(MappingFileProblem::DirectoryNotWritable {
-                dir: dir.to_path_buf(),
-                source,
-            })
+        .map_err(|source| MappingFileProblem::DirectoryNotWritable {
+            dir: dir.to_path_buf(),
+            source,
         })
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::output_bundle::{relocated_bundle_json, RelocatedImage};
 use super::output_file::{check_output_file, OutputFile};
 use super::plan::Plan;
+use crate::atomic_file::{parent_dir, write_file_atomically};
 use crate::bundle::{self, BundleError, BundleFormat, OpenedBundle};
 use crate::engine::{
     copy_images, ArchiveSource, CopyOptions, CopyReport, Event, RegistryDestination, RegistrySource, Reporter,
@@ -19,7 +20,7 @@ use crate::engine::{
 use crate::error::{Error, MappingFileProblem};
 use crate::mapping::RepositoryPrefix;
 use crate::registry::{Registries, RegistryOptions};
-use crate::relmap::{write_file_atomically, RelocationMapping};
+use crate::relmap::RelocationMapping;
 
 /// How long an interrupted run spends cancelling its open upload sessions.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
@@ -191,6 +192,10 @@ impl PlannedRelocation {
                 path,
                 bundle: &self.opened.path,
                 replace: true,
+            })
+            .map_err(|problem| Error::OutputFile {
+                path: path.clone(),
+                problem,
             })?;
             if settings
                 .mapping_file
@@ -300,41 +305,15 @@ impl PlannedRelocation {
 
 /// Fails before anything is copied when the mapping could not be written afterwards.
 fn check_mapping_file(path: &Path, bundle: &Path) -> Result<(), Error> {
-    let dir = parent_dir(path);
-    let fail = |problem| Error::MappingFile {
+    check_output_file(&OutputFile {
+        path,
+        bundle,
+        replace: true,
+    })
+    .map_err(|problem| Error::MappingFile {
         path: path.to_path_buf(),
         problem,
-    };
-    if let Ok(existing) = std::fs::metadata(path) {
-        if existing.is_dir() {
-            return Err(fail(MappingFileProblem::IsDirectory));
-        }
-        if !existing.is_file() {
-            return Err(fail(MappingFileProblem::NotARegularFile));
-        }
-    }
-    if let (Ok(a), Ok(b)) = (path.canonicalize(), bundle.canonicalize()) {
-        if a == b {
-            return Err(fail(MappingFileProblem::IsTheBundle));
-        }
-    }
-    tempfile::Builder::new()
-        .prefix(".relmap-check-")
-        .tempfile_in(dir)
-        .map(drop)
-        .map_err(|source| {
-            fail(MappingFileProblem::DirectoryNotWritable {
-                dir: dir.to_path_buf(),
-                source,
-            })
-        })
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
+    })
 }
 
 /// Whether two paths name one file, existing or not (`a.json`, `./a.json`, a symlink to it).

@@ -148,6 +148,21 @@ pub fn repository_of(reference: &str) -> &str {
     }
 }
 
+/// A bundle of `images.multi` and `images.docker`, the latter pinned by a `contentDigest` the
+/// source does not have; returns the bundle and that digest.
+pub fn bundle_with_wrong_pin(dir: &Path, images: &SourceImages) -> (PathBuf, String) {
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let bundle = write_bundle(
+        dir,
+        &[&images.multi.0],
+        &[(
+            "pinned",
+            serde_json::json!({"image": images.docker.0, "contentDigest": wrong}),
+        )],
+    );
+    (bundle, wrong)
+}
+
 pub fn write_bundle(dir: &Path, invocation: &[&str], images: &[(&str, serde_json::Value)]) -> PathBuf {
     let images: serde_json::Map<String, serde_json::Value> =
         images.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
