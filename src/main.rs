@@ -88,6 +88,11 @@ struct ExportArgs {
     #[command(flatten)]
     registry: RegistryArgs,
 
+    /// Copy only the images: leave behind what refers to them (cosign signatures,
+    /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
+    #[arg(long)]
+    no_referrers: bool,
+
     /// How many manifests are read at once (blobs stream into the archive one by one).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
@@ -125,6 +130,11 @@ struct RelocateArgs {
 
     #[command(flatten)]
     registry: RegistryArgs,
+
+    /// Copy only the images: leave behind what refers to them (cosign signatures,
+    /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
+    #[arg(long)]
+    no_referrers: bool,
 
     /// How many blob transfers run at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -261,6 +271,12 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     if args.dry_run {
+        if !args.no_referrers && !args.say.quiet {
+            eprintln!(
+                "note: a dry run contacts no registry, so it cannot list the signatures, attestations \
+                 and SBOMs that would travel with the images"
+            );
+        }
         return dry_run(&planned);
     }
     let mapping_path = args.relocation_mapping.expect("clap requires --relocation-mapping");
@@ -318,10 +334,10 @@ async fn interrupted() -> i32 {
 }
 
 fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
-    options(&args.registry, args.concurrency)
+    options(&args.registry, args.concurrency, !args.no_referrers)
 }
 
-fn options(registry: &RegistryArgs, concurrency: u16) -> RelocateOptions {
+fn options(registry: &RegistryArgs, concurrency: u16, referrers: bool) -> RelocateOptions {
     let retry = RetryPolicy {
         max_attempts: registry.retry_times + 1,
         ..Default::default()
@@ -337,6 +353,7 @@ fn options(registry: &RegistryArgs, concurrency: u16) -> RelocateOptions {
         copy: CopyOptions {
             concurrency: usize::from(concurrency),
             retry,
+            referrers,
             ..CopyOptions::default()
         },
     }
@@ -353,7 +370,7 @@ fn run_export(args: ExportArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let export = Export::new(&args.bundle, &args.output)
         .replace_existing(args.force)
-        .options(options(&args.registry, args.concurrency));
+        .options(options(&args.registry, args.concurrency, !args.no_referrers));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -467,6 +484,7 @@ fn summary(
         "bytes_sent": report.map_or(0, |r| r.bytes_sent),
         "blobs_uploaded": report.map_or(0, |r| r.blobs_uploaded),
         "blobs_mounted": report.map_or(0, |r| r.blobs_mounted),
+        "referrers_copied": report.map_or(0, |r| r.images.iter().filter_map(|i| i.outcome.as_ref().ok()).map(|c| c.referrers.iter().filter(|x| !x.already_present).count()).sum::<usize>()),
         "seconds": (out.elapsed_secs() * 1000.0).round() / 1000.0,
         "relocation_mapping": error.is_none().then(|| mapping_path.display().to_string()),
         "error": error.map(|e| e.to_string()),
