@@ -402,14 +402,28 @@ fn run_export(args: ExportArgs) -> ExitCode {
                     .iter()
                     .map(|i| serde_json::json!({"image": i.image, "ref_name": i.ref_name, "digest": i.digest.to_string()}))
                     .collect();
+                let referrers: Vec<serde_json::Value> = report
+                    .referrers
+                    .iter()
+                    .map(|r| serde_json::json!({"image": r.image, "kind": r.kind, "digest": r.digest.to_string(), "subject": r.subject.to_string()}))
+                    .collect();
                 println!(
                     "{}",
                     serde_json::json!({"event": "summary", "outcome": "exported", "output": args.output,
-                        "images": images, "blobs": report.blobs, "bytes": report.bytes, "seconds": secs})
+                        "images": images, "referrers": referrers, "blobs": report.blobs, "bytes": report.bytes, "seconds": secs})
                 );
             }
             for i in &report.images {
                 say(format!("  {} ({})", i.ref_name, i.digest));
+            }
+            for r in &report.referrers {
+                say(format!(
+                    "  {} of {}: {} ({})",
+                    r.kind.as_str(),
+                    r.image,
+                    r.subject,
+                    r.digest
+                ));
             }
             say(format!(
                 "exported {} image(s), {} blob(s), {} in {secs:.1} s to {}",

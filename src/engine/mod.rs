@@ -29,6 +29,7 @@ pub use destination::{Destination, Mount};
 pub use error::{BlobProblem, CopyError, ImageError};
 pub use job::ImageJob;
 pub(crate) use manifests::{push_batches, read_batch};
+pub use referrers::{referrer_trees, ReferrerTree};
 pub use registry_destination::RegistryDestination;
 pub use registry_source::RegistrySource;
 pub use report::{BlobOutcome, CopiedImage, CopiedReferrer, CopyReport, Event, ImageResult, ImageStats, Reporter};

@@ -4,6 +4,7 @@
 //! API of its own.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -14,7 +15,9 @@ use super::groups::{resolve, Group, Outcome, ReferrerOf, Resolved};
 use super::job::ImageJob;
 use super::report::{CopiedReferrer, Event, Reporter};
 use super::source::{FoundReferrer, Source};
-use crate::oci::{fallback_tag, merged_fallback_index, referrers_in, ManifestContent, ReferrerEntry};
+use crate::oci::{
+    fallback_tag, merged_fallback_index, referrers_in, ImageTree, ManifestContent, ReferrerEntry, ReferrerKind,
+};
 use crate::reference::{Digest, ManifestSelector};
 
 /// Levels of referrers followed (a signature on an attestation on an image is two).
@@ -45,29 +48,134 @@ pub(super) async fn discover_referrers<S: Source, D: Destination>(
     resolved: &[Result<Resolved, ImageError>],
     concurrency: usize,
 ) -> Discovered {
+    let mut failures = Vec::new();
+    let mut subjects = Vec::new();
+    for (root, (g, r)) in groups.iter().zip(resolved).enumerate() {
+        match subjects_of(destination, g, r).await {
+            Ok(digests) => subjects.extend(digests.into_iter().map(|digest| Subject { root, digest })),
+            Err(error) => failures.push((root, error)),
+        }
+    }
+    let roots: Vec<&ImageJob> = groups.iter().map(Group::job).collect();
+    let seen = groups.iter().map(|g| (g.repository.clone(), g.push.clone())).collect();
+    let resolver = AgainstDestination { source, destination };
+    let mut found = discover_levels(source, &roots, subjects, seen, &resolver, concurrency).await;
+    failures.append(&mut found.failures);
+    found.failures = failures;
+    found
+}
+
+/// What refers to the images `roots` (job and tree, as read from `source`), level by level,
+/// each referrer with its tree; or the first image whose referrers could not be read.
+pub async fn referrer_trees<S: Source>(
+    source: &S,
+    roots: &[(&ImageJob, &ImageTree)],
+    concurrency: usize,
+) -> Result<Vec<ReferrerTree>, (String, ImageError)> {
+    let subjects = roots
+        .iter()
+        .enumerate()
+        .flat_map(|(root, (_, tree))| {
+            tree.manifests().map(move |m| Subject {
+                root,
+                digest: m.digest.clone(),
+            })
+        })
+        .collect();
+    let jobs: Vec<&ImageJob> = roots.iter().map(|(job, _)| *job).collect();
+    let seen = jobs
+        .iter()
+        .map(|j| (j.destination_repository().to_string(), j.push_selector()))
+        .collect();
+    let found = discover_levels(source, &jobs, subjects, seen, &AtSource(source), concurrency).await;
+    if let Some((root, error)) = found.failures.into_iter().next() {
+        return Err((jobs[root].label.clone(), error));
+    }
+    Ok(found
+        .groups
+        .into_iter()
+        .zip(found.resolved)
+        .filter_map(|(g, r)| {
+            let of = g.referrer.expect("a referrer group");
+            let Ok(Resolved::Copy(tree)) = r else { return None };
+            Some(ReferrerTree {
+                root: of.root,
+                subject: of.subject,
+                kind: of.kind,
+                job: g.members.into_iter().next().expect("one member"),
+                tree,
+            })
+        })
+        .collect())
+}
+
+/// A referrer of an image, with its tree.
+#[derive(Debug, Clone)]
+pub struct ReferrerTree {
+    /// Which of the images it travels with (an index into the roots asked about).
+    pub root: usize,
+    /// The manifest it refers to.
+    pub subject: Digest,
+    /// What it is.
+    pub kind: ReferrerKind,
+    /// Where it is read from and goes: by cosign's tag, or by digest.
+    pub job: ImageJob,
+    /// Its manifests and blobs.
+    pub tree: ImageTree,
+}
+
+/// How a found referrer is resolved.
+trait Resolver {
+    fn resolve<'g>(&'g self, group: &'g Group) -> impl Future<Output = Result<Resolved, ImageError>> + 'g;
+}
+
+/// As a bundle image is: against the destination too, which may hold it already.
+struct AgainstDestination<'a, S, D> {
+    source: &'a S,
+    destination: &'a D,
+}
+
+impl<S: Source, D: Destination> Resolver for AgainstDestination<'_, S, D> {
+    fn resolve<'g>(&'g self, group: &'g Group) -> impl Future<Output = Result<Resolved, ImageError>> + 'g {
+        resolve(self.source, self.destination, group)
+    }
+}
+
+/// From the source alone (an export writes everything).
+struct AtSource<'a, S>(&'a S);
+
+impl<S: Source> Resolver for AtSource<'_, S> {
+    async fn resolve<'g>(&'g self, group: &'g Group) -> Result<Resolved, ImageError> {
+        let tree = self
+            .0
+            .resolve(group.job())
+            .await
+            .map_err(|e| ImageError::Source(Arc::new(e)))?;
+        Ok(Resolved::Copy(tree))
+    }
+}
+
+/// The level-by-level search: the referrers of `subjects`, resolved by `resolver`, then
+/// theirs, each (repository, tag or digest) once and never one of `seen`.
+async fn discover_levels<S: Source, R: Resolver>(
+    source: &S,
+    roots: &[&ImageJob],
+    mut subjects: Vec<Subject>,
+    mut seen: HashSet<(String, ManifestSelector)>,
+    resolver: &R,
+    concurrency: usize,
+) -> Discovered {
     let mut found = Discovered {
         groups: Vec::new(),
         resolved: Vec::new(),
         failures: Vec::new(),
     };
-    let mut seen: HashSet<(String, ManifestSelector)> =
-        groups.iter().map(|g| (g.repository.clone(), g.push.clone())).collect();
-    let mut subjects = Vec::new();
-    for (root, (g, r)) in groups.iter().zip(resolved).enumerate() {
-        match subjects_of(destination, g, r).await {
-            Ok(digests) => subjects.extend(digests.into_iter().map(|digest| Subject { root, digest })),
-            Err(error) => found.failures.push((root, error)),
-        }
-    }
     for _ in 0..MAX_LEVELS {
         if subjects.is_empty() {
             break;
         }
         let lookups: Vec<_> = stream::iter(&subjects)
-            .map(|s| async move {
-                let origin = &groups[s.root].job().source;
-                (s, source.referrers(origin, &s.digest).await)
-            })
+            .map(|s| async move { (s, source.referrers(&roots[s.root].source, &s.digest).await) })
             .buffered(concurrency)
             .collect()
             .await;
@@ -76,7 +184,7 @@ pub(super) async fn discover_referrers<S: Source, D: Destination>(
             match listed {
                 Ok(referrers) => {
                     for r in referrers {
-                        let g = referrer_group(&groups[subject.root], subject, r);
+                        let g = referrer_group(roots[subject.root], subject, r);
                         if seen.insert((g.repository.clone(), g.push.clone())) {
                             level.push(g);
                         }
@@ -92,7 +200,7 @@ pub(super) async fn discover_referrers<S: Source, D: Destination>(
             }
         }
         let level_resolved: Vec<Result<Resolved, ImageError>> = stream::iter(&level)
-            .map(|g| resolve(source, destination, g))
+            .map(|g| resolver.resolve(g))
             .buffered(concurrency)
             .collect()
             .await;
@@ -152,9 +260,8 @@ async fn subjects_of<D: Destination>(
     }
 }
 
-/// The group that copies `found` into the repository of `parent`'s root image.
-fn referrer_group(parent: &Group, subject: &Subject, found: FoundReferrer) -> Group {
-    let root = parent.job();
+/// The group that copies `found` into the repository of the image `root`.
+fn referrer_group(root: &ImageJob, subject: &Subject, found: FoundReferrer) -> Group {
     let (tag, digest) = (found.tag.as_deref(), found.digest.as_ref());
     let source = root.source.with_tag_and_digest(tag, digest);
     let job = ImageJob {
