@@ -14,7 +14,7 @@ use super::kept_manifests::KeptManifests;
 use super::registry_tree::tree_in_registry;
 use super::source::{BlobBody, BlobRead, FoundReferrer, ManifestRead, Source};
 use crate::limits::KEPT_MANIFESTS_BUDGET;
-use crate::oci::{cosign_tag, fallback_tag, referrers_in, ImageTree, Manifest, COSIGN_SUFFIXES};
+use crate::oci::{cosign_tag, fallback_tag, referrers_in, ImageTree, Manifest, ReferrerEntry, COSIGN_SUFFIXES};
 use crate::reference::{Digest, ManifestSelector, Reference};
 use crate::registry::{Registries, Registry, RegistryError};
 
@@ -84,7 +84,7 @@ impl RegistrySource {
         registry: &Registry,
         repository: &str,
         subject: &Digest,
-    ) -> Result<Option<Manifest>, CopyError> {
+    ) -> Result<Option<Vec<ReferrerEntry>>, CopyError> {
         let no_api = || {
             self.without_referrers_api
                 .lock()
@@ -92,8 +92,8 @@ impl RegistrySource {
                 .contains(registry.domain())
         };
         if !no_api() {
-            if let Some(index) = registry.referrers(repository, subject).await? {
-                return Ok(Some(index));
+            if let Some(entries) = registry.referrers(repository, subject).await? {
+                return Ok(Some(entries));
             }
             let mut without = self.without_referrers_api.lock().expect("referrers API lock");
             without.insert(registry.domain().to_string());
@@ -102,7 +102,10 @@ impl RegistrySource {
         if !self.has_tag(registry, repository, &tag).await? {
             return Ok(None);
         }
-        Ok(registry.find_manifest(repository, &ManifestSelector::Tag(tag)).await?)
+        match registry.find_manifest(repository, &ManifestSelector::Tag(tag)).await? {
+            Some(index) => Ok(Some(referrers_in(&index)?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -162,8 +165,8 @@ impl Source for RegistrySource {
         let registry = self.registries.get(origin.domain());
         let repository = origin.path();
         let mut found = Vec::new();
-        if let Some(index) = self.subject_referrers(&registry, repository, subject).await? {
-            for entry in referrers_in(&index)? {
+        if let Some(entries) = self.subject_referrers(&registry, repository, subject).await? {
+            for entry in entries {
                 found.push(FoundReferrer {
                     tag: None,
                     kind: entry.kind(),

@@ -1,8 +1,8 @@
-//! What a repository lists: its tags (paged by `Link`), the referrers of a manifest (OCI 1.1
-//! API).
+//! What a repository lists, page by page (`Link`): its tags, and the referrers of a manifest
+//! (OCI 1.1 API).
 
 use reqwest::header::{ACCEPT, LINK};
-use reqwest::StatusCode;
+use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 use super::auth::repository_scope;
@@ -10,7 +10,7 @@ use super::client::Registry;
 use super::error::RegistryError;
 use super::response::{header_str, read_at_most};
 use crate::limits::MAX_MANIFEST_SIZE;
-use crate::oci::{Manifest, OCI_INDEX};
+use crate::oci::{referrers_in, Manifest, ManifestError, ReferrerEntry, OCI_INDEX};
 use crate::reference::Digest;
 
 /// Tags asked for per page; registries may send fewer and page on.
@@ -56,52 +56,77 @@ impl Registry {
             let Some(link) = link else {
                 return Ok(tags);
             };
-            // the link is relative to what answered; only the path and query are kept, so a
-            // registry cannot send the listing (and its credentials) elsewhere
-            let to = answered
-                .join(&link)
-                .map_err(|e| self.protocol(format!("{op}: bad Link {link}: {e}")))?;
-            if to.origin() != answered.origin() {
-                return Err(self.protocol(format!("{op}: the next page is on another host ({link})")));
+            next = self.same_origin_path(&op, &answered, &link)?;
+        }
+        Err(self.protocol(format!("{op}: more than {MAX_TAGS_PAGES} pages")))
+    }
+
+    /// The referrers of `subject` by the OCI 1.1 referrers API, every page of its answer
+    /// followed; `None` when the registry has no such API (404).
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Option<Vec<ReferrerEntry>>, RegistryError> {
+        let op = format!("GET referrers of {repository}@{subject}");
+        let scopes = [repository_scope(repository, false)];
+        let mut next = format!("v2/{repository}/referrers/{subject}");
+        let mut entries = Vec::new();
+        for page in 0..MAX_TAGS_PAGES {
+            let path = next.clone();
+            let response = self
+                .send(&op, &scopes, |http, base| {
+                    http.get(base.join(&path).expect("valid path"))
+                        .header(ACCEPT, OCI_INDEX)
+                })
+                .await?;
+            if page == 0
+                && matches!(
+                    response.status(),
+                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                )
+            {
+                return Ok(None);
             }
-            next = to.path().trim_start_matches('/').to_string();
-            if let Some(q) = to.query() {
-                next = format!("{next}?{q}");
+            let response = self.expect_success(&op, response, &[StatusCode::OK]).await?;
+            let link = header_str(response.headers(), LINK).and_then(|l| next_link(&l));
+            let answered = response.url().clone();
+            let bytes = read_at_most(response, MAX_MANIFEST_SIZE)
+                .await
+                .map_err(|e| self.transport(&op, &e))?
+                .ok_or_else(|| self.protocol(format!("{op}: an index larger than {MAX_MANIFEST_SIZE} bytes")))?;
+            let index = Manifest::new(bytes, Some(OCI_INDEX), None).map_err(|e| self.manifest_error(&op, e))?;
+            entries.extend(referrers_in(&index).map_err(|e| self.manifest_error(&op, e))?);
+            match link {
+                Some(link) => next = self.same_origin_path(&op, &answered, &link)?,
+                None => return Ok(Some(entries)),
             }
         }
         Err(self.protocol(format!("{op}: more than {MAX_TAGS_PAGES} pages")))
     }
 
-    /// The referrers of `subject` by the OCI 1.1 referrers API, as the index it answers;
-    /// `None` when the registry has no such API (404).
-    pub async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Option<Manifest>, RegistryError> {
-        let op = format!("GET referrers of {repository}@{subject}");
-        let path = format!("v2/{repository}/referrers/{subject}");
-        let scopes = [repository_scope(repository, false)];
-        let response = self
-            .send(&op, &scopes, |http, base| {
-                http.get(base.join(&path).expect("valid path"))
-                    .header(ACCEPT, OCI_INDEX)
-            })
-            .await?;
-        if matches!(
-            response.status(),
-            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) {
-            return Ok(None);
+    fn manifest_error(&self, op: &str, e: ManifestError) -> RegistryError {
+        RegistryError::Manifest {
+            registry: self.domain().to_string(),
+            operation: op.to_string(),
+            source: Box::new(e),
         }
-        let response = self.expect_success(&op, response, &[StatusCode::OK]).await?;
-        let bytes = read_at_most(response, MAX_MANIFEST_SIZE)
-            .await
-            .map_err(|e| self.transport(&op, &e))?
-            .ok_or_else(|| self.protocol(format!("{op}: an index larger than {MAX_MANIFEST_SIZE} bytes")))?;
-        Manifest::new(bytes, Some(OCI_INDEX), None)
-            .map(Some)
-            .map_err(|e| RegistryError::Manifest {
-                registry: self.domain().to_string(),
-                operation: op,
-                source: Box::new(e),
-            })
+    }
+
+    /// The path and query of a `Link` target, which must stay on the host that answered, so a
+    /// registry cannot send a listing (and its credentials) elsewhere.
+    fn same_origin_path(&self, op: &str, answered: &Url, link: &str) -> Result<String, RegistryError> {
+        let to = answered
+            .join(link)
+            .map_err(|e| self.protocol(format!("{op}: bad Link {link}: {e}")))?;
+        if to.origin() != answered.origin() {
+            return Err(self.protocol(format!("{op}: the next page is on another host ({link})")));
+        }
+        let path = to.path().trim_start_matches('/');
+        Ok(match to.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        })
     }
 }
 
