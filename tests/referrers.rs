@@ -483,11 +483,6 @@ fn a_rerun_copies_referrers_added_since_although_the_image_is_there() {
 
     let run = relocate(&bundle, &prefix, &relmap, &["--json"]);
     run.assert_ok();
-    assert_eq!(run.count_events("image_already_present"), 2, "{}", run.stdout);
-    let copied = referrers_copied(&run);
-    for a in [&cdx, &image_sbom, &child_sbom] {
-        assert!(copied.contains(&a.digest()), "{}: {}", a.digest(), run.stdout);
-    }
     assert_serves(&t, &dst_signed, &cdx.digest(), &cdx.manifest);
     assert_serves(&t, &dst_signed, &cosign_tag(&r.signed.1, "sbom"), &image_sbom.manifest);
     assert_serves(&t, &dst_multi, &cosign_tag(&r.child, "sbom"), &child_sbom.manifest);
@@ -497,6 +492,13 @@ fn a_rerun_copies_referrers_added_since_although_the_image_is_there() {
     assert_lists(&entries, &cdx.referrer_descriptor(), "rerun");
     for (src_repo, dst_repo) in [(SIGNED_REPO, &dst_signed), (MULTI_REPO, &dst_multi)] {
         assert_carried(&snapshot(&r.host, src_repo), &r.host, src_repo, &t, dst_repo);
+    }
+
+    // output, loosely: the images were there, the new referrers were copied
+    assert_eq!(run.count_events("image_already_present"), 2, "{}", run.stdout);
+    let copied = referrers_copied(&run);
+    for a in [&cdx, &image_sbom, &child_sbom] {
+        assert!(copied.contains(&a.digest()), "{}: {}", a.digest(), run.stdout);
     }
 
     // a third run has nothing new: the index stays as it is
@@ -577,6 +579,8 @@ fn with_the_referrers_api_referrers_are_found_by_it_and_no_fallback_tag_is_writt
     let bundle = write_bundle(work.path(), &[&image], &[]);
     let relmap = work.path().join("relmap.json");
     let prefix = format!("{}/x", dst_front.host());
+    src_front.clear_log();
+    dst_front.clear_log();
     let run = relocate(&bundle, &prefix, &relmap, &["--json"]);
     run.assert_ok();
     assert!(
@@ -620,12 +624,28 @@ fn a_thick_bundle_carries_its_signatures_and_sboms() {
     let name = "example.com/team/app";
     let sig = signature_as_cosign(&app.digest, name);
     let att = attestation_as_cosign(&app.digest, name);
-    let sbom = sbom_as_oras(&subject_of(OCI_MANIFEST, &app.digest, app.size), "thick-app");
-    for a in [&sig, &att, &sbom] {
+    let subject = subject_of(OCI_MANIFEST, &app.digest, app.size);
+    let sbom = sbom_as_oras(&subject, "thick-app");
+    // a second SBOM, named only by a referrers index tagged `sha256-<app>` in the layout
+    let cdx = attached_as_oras(
+        &subject,
+        refs::CYCLONEDX_JSON,
+        "sbom.cdx.json",
+        refs::CYCLONEDX_JSON,
+        refs::cyclonedx_document("thick-app"),
+        "2024-04-04T00:00:00Z",
+    );
+    for a in [&sig, &att, &sbom, &cdx] {
         a.store(&layout);
     }
+    let referrers = Artifact {
+        media_type: refs::OCI_INDEX.into(),
+        manifest: refs::referrers_index(&[cdx.referrer_descriptor()]),
+        blobs: Vec::new(),
+    };
+    referrers.store(&layout);
     // index.json: the image by full reference (as duffle writes it), the .sig by its bare tag,
-    // the .att by full reference, the SBOM untagged
+    // the .att by full reference, the SBOM untagged, the referrers index by its bare tag
     let named = |a: &Artifact, n: String| {
         let mut d = a.layout_descriptor();
         d["annotations"] = serde_json::json!({ REF_NAME: n });
@@ -637,6 +657,7 @@ fn a_thick_bundle_carries_its_signatures_and_sboms() {
         named(&sig, cosign_tag(&app.digest, "sig")),
         named(&att, format!("{name}:{}", cosign_tag(&app.digest, "att"))),
         sbom.layout_descriptor(),
+        named(&referrers, fallback_tag(&app.digest)),
     ]});
     let mut pack = Pack::new(
         &layout.path,
@@ -661,11 +682,14 @@ fn a_thick_bundle_carries_its_signatures_and_sboms() {
     assert_serves(&t, &dst, &cosign_tag(&app.digest, "sig"), &sig.manifest);
     assert_serves(&t, &dst, &cosign_tag(&app.digest, "att"), &att.manifest);
     assert_serves(&t, &dst, &sbom.digest(), &sbom.manifest);
+    assert_serves(&t, &dst, &cdx.digest(), &cdx.manifest);
     let entries = fallback_entries(&t, &dst, &app.digest).expect("a fallback index in the target");
     assert_lists(&entries, &sbom.referrer_descriptor(), "thick");
+    assert_lists(&entries, &cdx.referrer_descriptor(), "thick");
+    assert_eq!(entries.len(), 2, "{entries:?}");
     verify_signature(&t, &dst, &app.digest, name).unwrap();
     let copied = referrers_copied(&run);
-    for a in [&sig, &att, &sbom] {
+    for a in [&sig, &att, &sbom, &cdx] {
         assert!(copied.contains(&a.digest()), "{}: {}", a.digest(), run.stdout);
     }
 }
