@@ -29,7 +29,7 @@ use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, Im
 use super::source::Source;
 use crate::limits::MANIFEST_BATCH_BUDGET;
 use crate::oci::{ImageTree, Manifest, ManifestRef};
-use crate::reference::{Digest, ManifestSelector};
+use crate::reference::{Digest, ManifestSelector, Reference};
 use crate::registry::RetryPolicy;
 
 /// How the engine copies.
@@ -68,11 +68,17 @@ pub async fn copy_images<S: Source, D: Destination>(
 ) -> CopyReport {
     let concurrency = options.concurrency.max(1);
     let mut groups = group(jobs);
-    let mut resolved: Vec<Result<Resolved, ImageError>> = stream::iter(&groups)
+    let resolving = stream::iter(&groups)
         .map(|g| resolve(source, destination.as_ref(), g))
         .buffered(concurrency)
-        .collect()
-        .await;
+        .collect::<Vec<Result<Resolved, ImageError>>>();
+    let origins: Vec<&Reference> = groups.iter().map(|g| &g.job().source).collect();
+    let preparing = async {
+        if options.referrers {
+            source.prepare_referrers(&origins).await
+        }
+    };
+    let (mut resolved, ()) = futures_util::join!(resolving, preparing);
     let mut outcomes = report_resolved(&groups, &resolved, reporter);
     if options.referrers && !outcomes.iter().any(|o| matches!(o, Some(Err(_)))) {
         let found = discover_referrers(source, destination.as_ref(), &groups, &resolved, concurrency).await;

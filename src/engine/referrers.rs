@@ -50,8 +50,13 @@ pub(super) async fn discover_referrers<S: Source, D: Destination>(
 ) -> Discovered {
     let mut failures = Vec::new();
     let mut subjects = Vec::new();
-    for (root, (g, r)) in groups.iter().zip(resolved).enumerate() {
-        match subjects_of(destination, g, r).await {
+    let listed: Vec<_> = stream::iter(groups.iter().zip(resolved))
+        .map(|(g, r)| subjects_of(destination, g, r))
+        .buffered(concurrency)
+        .collect()
+        .await;
+    for (root, listed) in listed.into_iter().enumerate() {
+        match listed {
             Ok(digests) => subjects.extend(digests.into_iter().map(|digest| Subject { root, digest })),
             Err(error) => failures.push((root, error)),
         }

@@ -92,7 +92,12 @@ impl RegistrySource {
                 .contains(registry.domain())
         };
         if !no_api() {
-            if let Some(entries) = registry.referrers(repository, subject).await? {
+            // the tags are needed for cosign's tags anyway: listed while the API is asked
+            let (api, _) = tokio::join!(
+                registry.referrers(repository, subject),
+                self.tags_of(registry, repository)
+            );
+            if let Some(entries) = api? {
                 return Ok(Some(entries));
             }
             let mut without = self.without_referrers_api.lock().expect("referrers API lock");
@@ -159,6 +164,42 @@ impl Source for RegistrySource {
             .filter_map(|failure| async move { failure })
             .collect()
             .await
+    }
+
+    async fn prepare_referrers(&self, origins: &[&Reference]) {
+        let mut registries: Vec<(String, String)> = Vec::new();
+        let mut repositories: Vec<(String, String)> = Vec::new();
+        for o in origins {
+            let place = (o.domain().to_string(), o.path().to_string());
+            if !registries.iter().any(|(d, _)| d == o.domain()) {
+                registries.push(place.clone());
+            }
+            if !repositories.contains(&place) {
+                repositories.push(place);
+            }
+        }
+        // a registry with the API answers any digest (an empty list); one without, 404
+        let probes = registries.into_iter().map(|(domain, repository)| async move {
+            let nothing: Digest = format!("sha256:{}", "0".repeat(64)).parse().expect("a valid digest");
+            let registry = self.registries.get(&domain);
+            if let Ok(None) = registry.referrers(&repository, &nothing).await {
+                self.without_referrers_api
+                    .lock()
+                    .expect("referrers API lock")
+                    .insert(domain);
+            }
+        });
+        let listings = repositories.into_iter().map(|(domain, repository)| async move {
+            let registry = self.registries.get(&domain);
+            self.tags_of(&registry, &repository).await;
+        });
+        let probes = stream::iter(probes)
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<()>>();
+        let listings = stream::iter(listings)
+            .buffer_unordered(self.concurrency)
+            .collect::<Vec<()>>();
+        futures_util::join!(probes, listings);
     }
 
     async fn referrers(&self, origin: &Reference, subject: &Digest) -> Result<Vec<FoundReferrer>, CopyError> {

@@ -75,6 +75,14 @@ pub trait Source: Send + Sync {
         F: Fn(BlobRead, BlobBody) -> Fut + Send + Sync,
         Fut: Future<Output = Result<(), CopyError>> + Send + 'static;
 
+    /// Called while the images of `origins` resolve, before any [`referrers`](Self::referrers)
+    /// lookup: a source may learn now what every lookup needs (a registry: whether it has the
+    /// referrers API, each repository's tags), so the lookups wait on nothing more later.
+    fn prepare_referrers(&self, origins: &[&Reference]) -> impl Future<Output = ()> + Send {
+        let _ = origins;
+        async {}
+    }
+
     /// What refers to `subject` in the repository of `origin`: manifests naming it as their
     /// `subject`, and cosign's tags for it.
     fn referrers(
