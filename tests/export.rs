@@ -424,3 +424,83 @@ fn metadata_after_the_first_layer_of_an_archive_read_once_fails_the_run() {
     );
     assert!(!relmap.exists());
 }
+
+#[test]
+fn a_connection_broken_mid_layer_is_resumed_from_where_it_broke() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 2048 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", source.host()));
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: images.base_layer.clone(),
+        fault: Fault::DropAfter(1200 * KIB),
+        times: 1,
+    });
+    let work = tempfile::tempdir().unwrap();
+    let through = images.oci_plain.0.replacen(&source.host(), &proxy.host(), 1);
+    let bundle = write_bundle(work.path(), &[&through], &[]);
+    let out = work.path().join("out.tgz");
+    let run = export(&bundle, &out, &["-v"]);
+    run.assert_ok();
+    // the first answer broke off; the second asked for the rest only
+    let gets: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "GET" && l.path.contains(&images.base_layer))
+        .collect();
+    assert_eq!(gets.len(), 2, "{}", run.stderr);
+    assert_eq!(gets[0].range, None);
+    let from: u64 = gets[1]
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a ranged request: {:?}", gets[1].range));
+    assert!(from > 0 && from <= 1200 * KIB as u64, "{from}");
+    let layer = format!(
+        "artifacts/layout/blobs/sha256/{}",
+        images.base_layer.trim_start_matches("sha256:")
+    );
+    let (_, bytes) = entries(&out).into_iter().find(|(n, _)| *n == layer).unwrap();
+    assert_eq!(
+        format!("sha256:{}", support::fixtures::sha256_hex(&bytes)),
+        images.base_layer
+    );
+    let relmap = work.path().join("relmap.json");
+    relocate(&out, &format!("{}/x", target.host()), &relmap, &[]).assert_ok();
+}
+
+#[test]
+fn a_server_that_ignores_range_sends_the_whole_blob_again_and_the_start_is_skipped() {
+    let source = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 2048 * KIB);
+    let proxy = Proxy::start(&format!("http://{}", source.host()));
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: images.base_layer.clone(),
+        fault: Fault::DropAfter(1200 * KIB),
+        times: 1,
+    });
+    proxy.add(Rule::always(
+        "GET",
+        &images.base_layer,
+        Fault::StripRequestHeader("range"),
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let through = images.oci_plain.0.replacen(&source.host(), &proxy.host(), 1);
+    let bundle = write_bundle(work.path(), &[&through], &[]);
+    let out = work.path().join("out.tgz");
+    export(&bundle, &out, &[]).assert_ok();
+    assert_eq!(proxy.count("GET", &images.base_layer), 2);
+    let layer = format!(
+        "artifacts/layout/blobs/sha256/{}",
+        images.base_layer.trim_start_matches("sha256:")
+    );
+    let (_, bytes) = entries(&out).into_iter().find(|(n, _)| *n == layer).unwrap();
+    assert_eq!(
+        format!("sha256:{}", support::fixtures::sha256_hex(&bytes)),
+        images.base_layer
+    );
+}

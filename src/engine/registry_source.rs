@@ -5,7 +5,8 @@ use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
 use super::error::CopyError;
@@ -153,7 +154,7 @@ impl Source for RegistrySource {
                 let opened = registry.get_blob(blob.origin.path(), &digest).await;
                 let result = match opened {
                     Ok(response) => {
-                        let body: BlobBody = Box::pin(response.bytes_stream().map_err(io::Error::other));
+                        let body = resuming_body(registry, blob.origin.path().to_string(), digest.clone(), response);
                         deliver(blob, body).await
                     }
                     Err(e) => Err(e.into()),
@@ -233,4 +234,76 @@ impl Source for RegistrySource {
     fn repository_on(&self, job: &ImageJob, registry: &str) -> Option<String> {
         (job.source.domain() == registry).then(|| job.source.path().to_string())
     }
+}
+
+/// Where a resuming body is.
+struct Resume {
+    registry: Arc<Registry>,
+    repository: String,
+    digest: Digest,
+    body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
+    /// Bytes handed on so far.
+    received: u64,
+    /// Bytes still to drop from the current body (a re-read that started at 0).
+    skip: u64,
+    /// Re-reads made so far.
+    resumed: u32,
+}
+
+/// A blob's body that, when its connection breaks, is asked for again from the byte it
+/// reached (`Range`), as often as requests are retried: a long transfer is not started over
+/// for one broken connection. The engine still checks size and digest over the whole.
+fn resuming_body(registry: Arc<Registry>, repository: String, digest: Digest, first: reqwest::Response) -> BlobBody {
+    let state = Resume {
+        registry,
+        repository,
+        digest,
+        body: Some(first.bytes_stream().boxed()),
+        received: 0,
+        skip: 0,
+        resumed: 0,
+    };
+    Box::pin(stream::unfold(state, |mut st| async move {
+        loop {
+            let next = st.body.as_mut()?.next().await;
+            match next {
+                Some(Ok(mut chunk)) => {
+                    let dropped = st.skip.min(chunk.len() as u64);
+                    st.skip -= dropped;
+                    let _ = chunk.split_to(dropped as usize);
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    st.received += chunk.len() as u64;
+                    return Some((Ok(chunk), st));
+                }
+                None => return None,
+                Some(Err(e)) if st.resumed + 1 < st.registry.retry_policy().max_attempts => {
+                    let policy = st.registry.retry_policy();
+                    tracing::info!(
+                        "{}: blob {} broke off after {} bytes ({e}); asking for the rest",
+                        st.registry.domain(),
+                        st.digest,
+                        st.received
+                    );
+                    tokio::time::sleep(policy.delay(st.resumed, None)).await;
+                    st.resumed += 1;
+                    match st.registry.get_blob_from(&st.repository, &st.digest, st.received).await {
+                        Ok((response, ranged)) => {
+                            st.skip = if ranged { 0 } else { st.received };
+                            st.body = Some(response.bytes_stream().boxed());
+                        }
+                        Err(e) => {
+                            st.body = None;
+                            return Some((Err(io::Error::other(e)), st));
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    st.body = None;
+                    return Some((Err(io::Error::other(e)), st));
+                }
+            }
+        }
+    }))
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::OnceCell;
 
@@ -586,6 +586,42 @@ impl Registry {
             })
             .await?;
         self.expect_success(&op, response, &[StatusCode::OK]).await
+    }
+
+    /// GET a blob from byte `offset` on (`Range`), to go on after a broken body. Returns the
+    /// response and whether it starts at `offset` (206); a registry or storage that ignores
+    /// `Range` answers 200 with the whole blob.
+    pub async fn get_blob_from(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Response, bool), RegistryError> {
+        let op = format!("GET blob {repository}@{digest} from byte {offset}");
+        let path = format!("v2/{repository}/blobs/{digest}");
+        let scopes = [repository_scope(repository, false)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.get(base.join(&path).expect("valid path"))
+                    .header(RANGE, format!("bytes={offset}-"))
+            })
+            .await?;
+        let response = self
+            .expect_success(&op, response, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT])
+            .await?;
+        let ranged = response.status() == StatusCode::PARTIAL_CONTENT;
+        if ranged
+            && !header_str(response.headers(), CONTENT_RANGE)
+                .is_some_and(|r| r.starts_with(&format!("bytes {offset}-")))
+        {
+            return Err(self.protocol(format!("{op}: the answer covers another range")));
+        }
+        Ok((response, ranged))
+    }
+
+    /// How requests to this registry are tried again.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     /// Asks the registry to mount `digest` from `from` into `repository`; one token carries

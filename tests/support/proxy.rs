@@ -44,6 +44,8 @@ pub enum Fault {
     Endless(u16),
     /// Forward, leaving this header out of the response.
     StripResponseHeader(&'static str),
+    /// Forward, leaving this header out of the request (a server that ignores `Range`).
+    StripRequestHeader(&'static str),
     /// Forward without the query string (turns a mount request into a plain upload start,
     /// as a registry that will not mount answers it).
     StripQuery,
@@ -77,6 +79,8 @@ pub struct Logged {
     pub path: String,
     pub status: u16,
     pub faulted: bool,
+    /// The request's `Range` header, if it had one.
+    pub range: Option<String>,
 }
 
 /// Every request after the first `after` gets 503 for `length`.
@@ -216,6 +220,7 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>
             path: req.uri().to_string(),
             status: 429,
             faulted: true,
+            range: None,
         });
         let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests in flight"}]}"#;
         Ok(Response::builder()
@@ -256,12 +261,18 @@ async fn forward(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body
                 r.fault.clone()
             })
     };
+    let range = req
+        .headers()
+        .get("range")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let record = |status: u16, faulted: bool| {
         st.log.lock().unwrap().push(Logged {
             method: method.clone(),
             path: path.clone(),
             status,
             faulted,
+            range: range.clone(),
         })
     };
     if let Some(Fault::Status(code, retry_after)) = &fault {
@@ -310,6 +321,9 @@ async fn forward(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body
         .client
         .request(req.method().clone(), format!("{}{forward_path}", st.upstream));
     for (k, v) in req.headers() {
+        if matches!(&fault, Some(Fault::StripRequestHeader(h)) if k.as_str().eq_ignore_ascii_case(h)) {
+            continue;
+        }
         upstream = upstream.header(k, v);
     }
     let throttle = match &fault {
