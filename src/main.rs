@@ -123,6 +123,11 @@ struct RelocateArgs {
     #[arg(long)]
     dry_run: bool,
 
+    /// Accepted for scripts written for `duffle relocate`; has no effect (BUNDLE is always a
+    /// file, thin or thick by its content).
+    #[arg(short = 'f', long)]
+    bundle_is_file: bool,
+
     #[command(flatten)]
     registry: RegistryArgs,
 

@@ -603,3 +603,30 @@ fn no_colours_on_a_terminal_when_no_color_is_set_nor_in_logs() {
         "no escape sequence at all before any transfer: {seen:?}"
     );
 }
+
+#[test]
+fn a_bundle_json_with_a_byte_order_mark_is_read_thin_and_thick() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut json = b"\xEF\xBB\xBF".to_vec();
+    json.extend_from_slice(HELLO_BUNDLE_JSON.as_bytes());
+    let thin = write_temp(dir.path(), "thin.json", &json);
+    let mut entries = vec![Entry::File("bundle.json", json.clone())];
+    entries.extend(hello_layout("artifacts/layout/"));
+    let thick = write_temp(dir.path(), "thick.tgz", &tgz(&entries));
+    for p in [&thin, &thick] {
+        let o = dry_run(p);
+        assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+        assert!(String::from_utf8(o.stdout).unwrap().contains("library-hello-world-"));
+    }
+}
+
+#[test]
+fn duffles_bundle_is_file_flag_is_accepted() {
+    let b = testdata(DUFFLE_BUNDLE);
+    let want = std::fs::read(testdata("conformance/duffle-relocate/relmap.json")).unwrap();
+    for flag in ["-f", "--bundle-is-file"] {
+        let o = run(&[b.to_str().unwrap(), flag, "-p", "example.com/user", "--dry-run"]);
+        assert!(o.status.success(), "{flag}: {}", stderr(&o));
+        assert_eq!(o.stdout, want, "{flag}");
+    }
+}
