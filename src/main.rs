@@ -3,6 +3,7 @@
 
 mod output;
 mod terminal;
+mod usage;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use cnab_relocate::engine::CopyOptions;
+use cnab_relocate::mapping::RepositoryPrefix;
 use cnab_relocate::registry::{RegistryOptions, RetryPolicy};
 use cnab_relocate::{CopyReport, Error, Event, Export, PlannedRelocation, RelocateOptions, Relocation};
 use output::{human_bytes, Mode, Output};
@@ -183,7 +185,10 @@ struct RegistryArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         Some(Command::Map {
             repository_prefix,
@@ -192,6 +197,37 @@ fn main() -> ExitCode {
         Some(Command::Export(args)) => run_export(args),
         None => run_relocate(cli.relocate),
     }
+}
+
+/// The command line, or the exit code of a usage error already reported. A mistyped
+/// subcommand and a second BUNDLE are said plainly (clap would speak of conflicts).
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = Cli::try_parse_from(&args);
+    let relocating = match &parsed {
+        Ok(cli) => cli.command.is_none(),
+        Err(e) => !matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ),
+    };
+    if relocating {
+        let command = Cli::command();
+        if let Some(mistake) = usage::mistake(&command, args.get(1..).unwrap_or_default()) {
+            eprintln!(
+                "error: {}\n\n{}\n\nFor more information, try '--help'.",
+                terminal::escape_controls(&mistake.to_string()),
+                command.clone().render_usage()
+            );
+            return Err(ExitCode::from(2));
+        }
+    }
+    parsed.map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
 }
 
 fn init_logging(quiet: bool, verbose: u8) {
@@ -213,7 +249,21 @@ fn init_logging(quiet: bool, verbose: u8) {
         .init();
 }
 
+/// The warning for a prefix without a registry host: it means Docker Hub, as in duffle.
+fn hub_warning(prefix: &RepositoryPrefix) -> Option<String> {
+    (!prefix.names_registry()).then(|| {
+        format!(
+            "warning: the prefix {prefix} names no registry host, so it means {} (Docker Hub), as in duffle; \
+             begin it with a host (e.g. registry.example.com/{prefix}) to use another registry",
+            prefix.normalized()
+        )
+    })
+}
+
 fn run_map(prefix: &str, references: &[String]) -> ExitCode {
+    if let Some(warning) = prefix.parse().ok().as_ref().and_then(hub_warning) {
+        eprintln!("{}", terminal::escape_controls(&warning));
+    }
     match cnab_relocate::map_references(prefix, references) {
         Ok(mapped) => {
             let mut out = std::io::stdout().lock();
@@ -265,6 +315,9 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    if let Some(warning) = hub_warning(&planned.plan().prefix).filter(|_| !args.say.quiet) {
+        eprintln!("{}", terminal::escape_controls(&warning));
+    }
     if args.dry_run {
         return dry_run(&planned);
     }

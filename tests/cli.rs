@@ -630,3 +630,65 @@ fn duffles_bundle_is_file_flag_is_accepted() {
         assert_eq!(o.stdout, want, "{flag}");
     }
 }
+
+#[test]
+fn a_prefix_with_a_scheme_is_refused_saying_to_drop_it() {
+    let b = testdata(DUFFLE_BUNDLE);
+    expect_input_error(
+        &[b.to_str().unwrap(), "-p", "https://registry.example.com/x"],
+        &["drop the scheme", "registry.example.com/x"],
+    );
+    let o = run(&["map", "-p", "http://localhost:5000/x", "ubuntu"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("drop the scheme"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_prefix_without_a_host_means_docker_hub_and_says_so() {
+    let b = testdata(DUFFLE_BUNDLE);
+    let o = run(&[b.to_str().unwrap(), "-p", "smith/apps", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"docker.io/smith/apps/"),
+        "duffle's meaning is kept"
+    );
+    assert!(stderr(&o).contains("warning:"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("docker.io/smith/apps"), "{}", stderr(&o));
+    let o = run(&["map", "-p", "smith/apps", "ubuntu"]);
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("docker.io/smith/apps"), "{}", stderr(&o));
+    let o = run(&[b.to_str().unwrap(), "-p", "registry.example.com/smith", "--dry-run"]);
+    assert!(stderr(&o).is_empty(), "no warning with a host: {}", stderr(&o));
+}
+
+#[test]
+fn a_mistyped_subcommand_gets_a_suggestion_and_two_bundles_a_plain_message() {
+    for (args, want) in [
+        (
+            &["exprot", "forge.json", "-o", "forge.tgz"][..],
+            "did you mean 'export'?",
+        ),
+        (&["mapp", "-p", "example.com/u", "ubuntu"][..], "did you mean 'map'?"),
+        (&["exprot"][..], "did you mean 'export'?"),
+        (
+            &["a.json", "-p", "example.com/u", "b.json", "-m", "r.json"][..],
+            "one bundle at a time: got 2 (a.json, b.json)",
+        ),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("cannot be used with"), "no clap internals: {err}");
+        assert!(err.contains("Usage:"), "{err}");
+    }
+    // a bundle file that happens to be named like a typo is a bundle
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(testdata(DUFFLE_BUNDLE), dir.path().join("mapp")).unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .args(["mapp", "-p", "example.com/u", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}

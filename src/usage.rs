@@ -1,0 +1,144 @@
+//! Plain messages for the usage mistakes clap words in its own terms: a mistyped subcommand
+//! (taken for BUNDLE, since the relocation itself needs no subcommand) and a second BUNDLE.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// What went wrong with the words of a command line, said plainly.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Mistake {
+    /// The first word is no file but close to a subcommand's name.
+    Subcommand { typed: String, meant: String },
+    /// More than one BUNDLE.
+    Bundles(Vec<String>),
+}
+
+impl std::fmt::Display for Mistake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mistake::Subcommand { typed, meant } => write!(
+                f,
+                "unknown command '{typed}' (and no bundle file of that name); did you mean '{meant}'?"
+            ),
+            Mistake::Bundles(bundles) => write!(
+                f,
+                "one bundle at a time: got {} ({}); run cnab-relocate once per bundle",
+                bundles.len(),
+                bundles.join(", ")
+            ),
+        }
+    }
+}
+
+/// The mistake in `args` (without the program name), given the top-level command's
+/// definition, when it is one of those said plainly here. `None` leaves the error to clap.
+pub fn mistake(command: &clap::Command, args: &[OsString]) -> Option<Mistake> {
+    let words = positionals(command, args);
+    let first = words.first()?;
+    let subcommands: Vec<&str> = command.get_subcommands().map(|s| s.get_name()).collect();
+    if subcommands.contains(&first.as_str()) {
+        return None;
+    }
+    if !Path::new(first).exists() {
+        if let Some(meant) = closest(first, &subcommands) {
+            return Some(Mistake::Subcommand {
+                typed: first.clone(),
+                meant: meant.to_string(),
+            });
+        }
+    }
+    (words.len() > 1).then(|| Mistake::Bundles(words))
+}
+
+/// The words of `args` that are neither options nor their values.
+fn positionals(command: &clap::Command, args: &[OsString]) -> Vec<String> {
+    let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
+    let long_takes_value = |name: &str| {
+        command
+            .get_arguments()
+            .any(|a| a.get_long() == Some(name) && takes_value(a))
+    };
+    let short_takes_value = |c: char| {
+        command
+            .get_arguments()
+            .any(|a| a.get_short() == Some(c) && takes_value(a))
+    };
+    let mut out = Vec::new();
+    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            out.extend(args.by_ref());
+        } else if let Some(long) = arg.strip_prefix("--") {
+            if !long.contains('=') && long_takes_value(long) {
+                args.next();
+            }
+        } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            // a cluster such as -qv or -pVALUE: the first flag taking a value ends it
+            for (i, c) in shorts.char_indices() {
+                if short_takes_value(c) {
+                    if i + c.len_utf8() == shorts.len() {
+                        args.next();
+                    }
+                    break;
+                }
+            }
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+/// The candidate within two edits of `word` (the closest, the first on a tie).
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= 2 && *d < word.chars().count())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, with a swap of neighbours counted as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("exprot", "export"), 1);
+        assert_eq!(edit_distance("mapp", "map"), 1);
+        assert_eq!(edit_distance("bundle.json", "map"), 11);
+        assert_eq!(closest("exprot", &["map", "export"]), Some("export"));
+        assert_eq!(closest("mp", &["map", "export"]), Some("map"));
+        assert_eq!(closest("a.json", &["map", "export"]), None);
+        assert_eq!(
+            closest("x", &["map", "help"]),
+            None,
+            "one letter is no typo of anything"
+        );
+        assert_eq!(closest("a", &["map"]), None);
+    }
+}
