@@ -1,6 +1,7 @@
 //! The `cnab-relocate` command line: argument parsing, output and exit codes. The work is in
 //! the library.
 
+mod creds;
 mod output;
 mod terminal;
 mod usage;
@@ -10,10 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use cnab_relocate::bundle::BundleFormat;
 use cnab_relocate::engine::CopyOptions;
 use cnab_relocate::mapping::RepositoryPrefix;
-use cnab_relocate::registry::{RegistryOptions, RetryPolicy};
+use cnab_relocate::registry::{CredentialOptions, RegistryOptions, RetryPolicy};
 use cnab_relocate::{CopyReport, Error, Event, Export, PlannedRelocation, RelocateOptions, Relocation};
+use creds::Creds;
 use output::{human_bytes, Mode, Output};
 
 const AFTER_HELP: &str = "\
@@ -33,8 +36,10 @@ Each image goes to PREFIX/<original path, '/' replaced by '-'>-<md5 of the origi
 keeping its tag and digest: with -p example.com/user, technosophos/helloworld:0.1.0 becomes
 example.com/user/technosophos-helloworld-6731e0d41b7fd5a24e14c853af93bd81:0.1.0.
 
-Registry credentials come from Docker's config.json ($DOCKER_CONFIG or ~/.docker/config.json),
-as written by `docker login`.
+Registry credentials, first found wins (skopeo's order): --dest-creds / --src-creds; else the
+--authfile (or $REGISTRY_AUTH_FILE) alone; else $XDG_RUNTIME_DIR/containers/auth.json,
+~/.config/containers/auth.json (podman/skopeo login), then Docker's config.json
+($DOCKER_CONFIG or ~/.docker/config.json, docker login).
 
 Exit status: 0 success, 1 relocation failed (no mapping written), 2 usage or input error.";
 
@@ -130,6 +135,11 @@ struct RelocateArgs {
     #[arg(short = 'f', long)]
     bundle_is_file: bool,
 
+    /// Credentials for the target registry, instead of any credential file. Without
+    /// :PASSWORD, see --password-stdin.
+    #[arg(long, value_name = "USER[:PASSWORD]", value_parser = creds::parse)]
+    dest_creds: Option<Creds>,
+
     #[command(flatten)]
     registry: RegistryArgs,
 
@@ -182,6 +192,21 @@ struct RegistryArgs {
     /// again; the default rides out an outage of half a minute.
     #[arg(long, value_name = "N", default_value_t = 9, value_parser = clap::value_parser!(u32).range(0..=100))]
     retry_times: u32,
+
+    /// Registry credentials in containers-auth.json form (as podman, skopeo and buildah write
+    /// them); when given, no other credential file is read.
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    authfile: Option<PathBuf>,
+
+    /// Credentials for the registries images are read from (a thin bundle's; one registry),
+    /// instead of any credential file. Without :PASSWORD, see --password-stdin.
+    #[arg(long, value_name = "USER[:PASSWORD]", value_parser = creds::parse)]
+    src_creds: Option<Creds>,
+
+    /// Read the password of --dest-creds or --src-creds USER (the one without a password)
+    /// from standard input, up to its end, a trailing newline dropped.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 fn main() -> ExitCode {
@@ -292,13 +317,29 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         _ => Mode::Human,
     };
     let out = Output::new(mode);
+    let destination = args
+        .repository_prefix
+        .as_deref()
+        .and_then(|p| p.parse::<RepositoryPrefix>().ok())
+        .map(|p| p.registry());
+    let given = creds::Given {
+        authfile: args.registry.authfile.as_ref(),
+        src: args.registry.src_creds.as_ref(),
+        dest: args.dest_creds.as_ref(),
+        destination,
+        password_stdin: args.registry.password_stdin,
+    };
+    let credentials = match creds::options(given, std::io::stdin().lock()) {
+        Ok(c) => c,
+        Err(message) => return usage_error(&message),
+    };
     let mut relocation = Relocation::new(&bundle)
         .prefix(
             args.repository_prefix
                 .clone()
                 .expect("clap requires --repository-prefix"),
         )
-        .options(relocate_options(&args))
+        .options(options(&args.registry, args.concurrency, credentials))
         .on_event({
             let out = out.clone();
             move |e: &Event| out.event(e)
@@ -315,8 +356,24 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    if let Some(warning) = hub_warning(&planned.plan().prefix).filter(|_| !args.say.quiet) {
-        eprintln!("{}", terminal::escape_controls(&warning));
+    let mut warnings: Vec<String> = hub_warning(&planned.plan().prefix).into_iter().collect();
+    if args.registry.src_creds.is_some() {
+        let checked = match planned.format() {
+            BundleFormat::Thick => Ok(Some(
+                "--src-creds is not used: a thick bundle's images are read from the archive".to_string(),
+            )),
+            BundleFormat::Thin => creds::check_sources(
+                Some(&planned.plan().prefix.registry()),
+                planned.plan().images.iter().map(|i| i.original.domain()),
+            ),
+        };
+        match checked {
+            Ok(warning) => warnings.extend(warning.map(|w| format!("warning: {w}"))),
+            Err(message) => return usage_error(&message),
+        }
+    }
+    for warning in warnings.iter().filter(|_| !args.say.quiet) {
+        eprintln!("{}", terminal::escape_controls(warning));
     }
     if args.dry_run {
         return dry_run(&planned);
@@ -375,11 +432,7 @@ async fn interrupted() -> i32 {
     }
 }
 
-fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
-    options(&args.registry, args.concurrency)
-}
-
-fn options(registry: &RegistryArgs, concurrency: u16) -> RelocateOptions {
+fn options(registry: &RegistryArgs, concurrency: u16, credentials: CredentialOptions) -> RelocateOptions {
     let retry = RetryPolicy {
         max_attempts: registry.retry_times + 1,
         ..Default::default()
@@ -391,6 +444,7 @@ fn options(registry: &RegistryArgs, concurrency: u16) -> RelocateOptions {
             insecure_registries: registry.insecure_registry.clone(),
             timeout: Some(std::time::Duration::from_secs(registry.timeout)),
             retry: retry.clone(),
+            credentials,
         },
         copy: CopyOptions {
             concurrency: usize::from(concurrency),
@@ -409,9 +463,20 @@ fn run_export(args: ExportArgs) -> ExitCode {
         }
     };
     let started = std::time::Instant::now();
+    let given = creds::Given {
+        authfile: args.registry.authfile.as_ref(),
+        src: args.registry.src_creds.as_ref(),
+        dest: None,
+        destination: None,
+        password_stdin: args.registry.password_stdin,
+    };
+    let credentials = match creds::options(given, std::io::stdin().lock()) {
+        Ok(c) => c,
+        Err(message) => return usage_error(&message),
+    };
     let export = Export::new(&args.bundle, &args.output)
         .replace_existing(args.force)
-        .options(options(&args.registry, args.concurrency));
+        .options(options(&args.registry, args.concurrency, credentials));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -420,6 +485,12 @@ fn run_export(args: ExportArgs) -> ExitCode {
         }
     };
     let outcome = export.plan().and_then(|planned| {
+        if args.registry.src_creds.is_some() {
+            match creds::check_sources(None, planned.images().iter().map(|i| i.reference.domain())) {
+                Ok(warning) => warning.into_iter().for_each(|w| say(format!("warning: {w}"))),
+                Err(message) => return Err(Error::Usage(message)),
+            }
+        }
         for w in planned.duffle_warnings() {
             if !json {
                 eprintln!("warning: {w}");
@@ -472,6 +543,12 @@ fn run_export(args: ExportArgs) -> ExitCode {
             fail(&e)
         }
     }
+}
+
+/// A usage error found after parsing (exit 2).
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {}", terminal::escape_controls(message));
+    ExitCode::from(2)
 }
 
 fn fail(e: &Error) -> ExitCode {

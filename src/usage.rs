@@ -33,8 +33,12 @@ impl std::fmt::Display for Mistake {
 /// The mistake in `args` (without the program name), given the top-level command's
 /// definition, when it is one of those said plainly here. `None` leaves the error to clap.
 pub fn mistake(command: &clap::Command, args: &[OsString]) -> Option<Mistake> {
-    let words = positionals(command, args);
-    let first = words.first()?;
+    let mut command = command.clone();
+    command.build();
+    // after an unknown option, a word may be its value (a password, say): such words are never
+    // repeated here; clap's own message names only the option
+    let (words, unknown_after) = positionals(&command, args);
+    let first = words.first().filter(|_| unknown_after != Some(0))?;
     let subcommands: Vec<&str> = command.get_subcommands().map(|s| s.get_name()).collect();
     if subcommands.contains(&first.as_str()) {
         return None;
@@ -47,11 +51,12 @@ pub fn mistake(command: &clap::Command, args: &[OsString]) -> Option<Mistake> {
             });
         }
     }
-    (words.len() > 1).then(|| Mistake::Bundles(words))
+    (words.len() > 1 && unknown_after.is_none()).then_some(Mistake::Bundles(words))
 }
 
-/// The words of `args` that are neither options nor their values.
-fn positionals(command: &clap::Command, args: &[OsString]) -> Vec<String> {
+/// The words of `args` that are neither options nor their values, and how many of them came
+/// before the first unknown option (a subcommand's, or a typo), if any.
+fn positionals(command: &clap::Command, args: &[OsString]) -> (Vec<String>, Option<usize>) {
     let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
     let long_takes_value = |name: &str| {
         command
@@ -63,18 +68,30 @@ fn positionals(command: &clap::Command, args: &[OsString]) -> Vec<String> {
             .get_arguments()
             .any(|a| a.get_short() == Some(c) && takes_value(a))
     };
+    let known_long = |name: &str| command.get_arguments().any(|a| a.get_long() == Some(name));
+    let known_short = |c: char| command.get_arguments().any(|a| a.get_short() == Some(c));
     let mut out = Vec::new();
+    let mut unknown = None;
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         if arg == "--" {
             out.extend(args.by_ref());
         } else if let Some(long) = arg.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or(long);
+            if !known_long(name) {
+                unknown.get_or_insert(out.len());
+                continue;
+            }
             if !long.contains('=') && long_takes_value(long) {
                 args.next();
             }
         } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
             // a cluster such as -qv or -pVALUE: the first flag taking a value ends it
             for (i, c) in shorts.char_indices() {
+                if !known_short(c) {
+                    unknown.get_or_insert(out.len());
+                    break;
+                }
                 if short_takes_value(c) {
                     if i + c.len_utf8() == shorts.len() {
                         args.next();
@@ -86,7 +103,7 @@ fn positionals(command: &clap::Command, args: &[OsString]) -> Vec<String> {
             out.push(arg);
         }
     }
-    out
+    (out, unknown)
 }
 
 /// The candidate within two edits of `word` (the closest, the first on a tie).
@@ -107,8 +124,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

@@ -692,3 +692,37 @@ fn a_mistyped_subcommand_gets_a_suggestion_and_two_bundles_a_plain_message() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn usage_errors_never_repeat_a_password() {
+    let b = testdata(DUFFLE_BUNDLE);
+    let b = b.to_str().unwrap();
+    for args in [
+        &[b, "-p", "example.com/u", "-m", "r.json", "--dest-creds", ":s3cret-pw"][..],
+        &[
+            b,
+            "-p",
+            "example.com/u",
+            "-m",
+            "r.json",
+            "--dest-cred",
+            "user:s3cret-pw",
+        ][..],
+        &[
+            b,
+            "-p",
+            "example.com/u",
+            "-m",
+            "r.json",
+            "--src-creds",
+            "user:s3cret-pw",
+            "--dest-creds",
+        ][..],
+        &["export", b, "-o", "x.tgz", "--src-creds", ":s3cret-pw"][..],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("s3cret-pw"), "{args:?}: {}", stderr(&o));
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("s3cret-pw"));
+    }
+}

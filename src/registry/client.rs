@@ -24,6 +24,7 @@ use crate::reference::{Digest, ManifestSelector};
 /// Every registry a run talks to, each set up once (ping, credentials, tokens).
 pub struct Registries {
     options: RegistryOptions,
+    credentials: Arc<credentials::CredentialOptions>,
     http: reqwest::Client,
     upload_http: reqwest::Client,
     hosts: std::sync::Mutex<HashMap<String, Arc<Registry>>>,
@@ -35,6 +36,7 @@ impl Registries {
         let http = options.http_client()?;
         let upload_http = options.upload_client()?;
         Ok(Registries {
+            credentials: Arc::new(options.credentials.clone()),
             options,
             http,
             upload_http,
@@ -64,6 +66,7 @@ impl Registries {
                     domain: domain.to_string(),
                     host: api_host(domain).to_string(),
                     policy: self.options.scheme_policy(api_host(domain)),
+                    credentials: self.credentials.clone(),
                     http: self.http.clone(),
                     upload_http: self.upload_http.clone(),
                     timeout: self.options.timeout(),
@@ -88,6 +91,8 @@ pub struct Registry {
     domain: String,
     host: String,
     policy: SchemePolicy,
+    /// Where this registry's credentials are looked up (once, at first contact).
+    credentials: Arc<credentials::CredentialOptions>,
     http: reqwest::Client,
     /// For streamed uploads, which are watched by their progress rather than a read timeout.
     upload_http: reqwest::Client,
@@ -176,9 +181,10 @@ impl Registry {
 
     async fn discover(&self) -> Result<Endpoint, RegistryError> {
         let domain = self.domain.clone();
-        let credential = tokio::task::spawn_blocking(move || credentials::lookup(&domain))
+        let options = self.credentials.clone();
+        let credential = tokio::task::spawn_blocking(move || credentials::for_registry(&options, &domain))
             .await
-            .unwrap_or(None);
+            .unwrap_or_default();
         let https =
             Url::parse(&format!("https://{}/v2/", self.host)).map_err(|e| self.protocol(format!("bad host: {e}")))?;
         let https_error = match self.ping(&https).await {
@@ -204,7 +210,7 @@ impl Registry {
     fn make_endpoint(
         &self,
         ping_url: Url,
-        credential: Option<credentials::Credential>,
+        credential: credentials::RegistryCredentials,
         challenge: Challenge,
     ) -> Endpoint {
         let mut base = ping_url;
@@ -774,7 +780,9 @@ impl Registry {
 /// What the user can do about a status the registry answered.
 fn hint(status: StatusCode, operation: &str, registry: &str) -> Option<String> {
     Some(match status.as_u16() {
-        401 => format!("credentials are missing or refused: run `docker login {registry}` or check config.json"),
+        401 => format!(
+            "credentials are missing or refused: give --dest-creds or --src-creds, an --authfile, or run `docker login {registry}`"
+        ),
         403 => "the credentials lack permission for this repository".to_string(),
         404 if operation.starts_with("GET manifest") => {
             "the source has no such image: check the reference and any pinned digest".to_string()

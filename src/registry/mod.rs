@@ -11,6 +11,7 @@ mod retry;
 mod transport;
 
 pub use client::{MountOutcome, Registries, Registry};
+pub use credentials::{CredentialOptions, Login};
 pub use error::RegistryError;
 pub use retry::RetryPolicy;
 pub use transport::RegistryOptions;

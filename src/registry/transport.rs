@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::credentials::CredentialOptions;
 use super::error::RegistryError;
 use super::retry::RetryPolicy;
 
@@ -22,6 +23,8 @@ pub struct RegistryOptions {
     pub timeout: Option<Duration>,
     /// Retries of requests that fail in ways that may heal.
     pub retry: RetryPolicy,
+    /// Credentials given explicitly and the auth file to read.
+    pub credentials: CredentialOptions,
 }
 
 /// Schemes to try, in order, for one registry host.
