@@ -445,6 +445,7 @@ fn options(registry: &RegistryArgs, concurrency: u16, credentials: CredentialOpt
             timeout: Some(std::time::Duration::from_secs(registry.timeout)),
             retry: retry.clone(),
             credentials,
+            certs_dirs: certs_dirs(),
         },
         copy: CopyOptions {
             concurrency: usize::from(concurrency),
@@ -452,6 +453,16 @@ fn options(registry: &RegistryArgs, concurrency: u16, credentials: CredentialOpt
             ..CopyOptions::default()
         },
     }
+}
+
+/// `CNAB_RELOCATE_CERTS_D`: the per-registry certificate folders, `:`-separated, instead of
+/// skopeo's (empty: none); for tests and unusual set-ups.
+fn certs_dirs() -> Option<Vec<PathBuf>> {
+    std::env::var_os("CNAB_RELOCATE_CERTS_D").map(|dirs| {
+        std::env::split_paths(&dirs)
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect()
+    })
 }
 
 fn run_export(args: ExportArgs) -> ExitCode {

@@ -16,6 +16,7 @@ use super::error::RegistryError;
 use super::limiter::Limiter;
 use super::response::{error_chain, error_message, header_str, is_retryable_error, read_at_most};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
+use super::tls::Trust;
 use super::transport::{api_host, host_without_port, RegistryOptions, SchemePolicy};
 use crate::limits::MAX_MANIFEST_SIZE;
 use crate::oci::{Manifest, ACCEPT_MANIFESTS};
@@ -25,6 +26,8 @@ use crate::reference::{Digest, ManifestSelector};
 pub struct Registries {
     options: RegistryOptions,
     credentials: Arc<credentials::CredentialOptions>,
+    /// The system's roots and the `--ca-cert-path` certificates.
+    trust: Trust,
     http: reqwest::Client,
     upload_http: reqwest::Client,
     hosts: std::sync::Mutex<HashMap<String, Arc<Registry>>>,
@@ -33,9 +36,11 @@ pub struct Registries {
 impl Registries {
     /// Builds the shared HTTP client; no registry is contacted until it is first used.
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
-        let http = options.http_client()?;
-        let upload_http = options.upload_client()?;
+        let trust = options.trust()?;
+        let http = options.http_client(&trust)?;
+        let upload_http = options.upload_client(&trust)?;
         Ok(Registries {
+            trust,
             credentials: Arc::new(options.credentials.clone()),
             options,
             http,
@@ -62,21 +67,48 @@ impl Registries {
         hosts
             .entry(domain.to_string())
             .or_insert_with(|| {
+                // a registry with its own certs.d folder gets clients trusting those too; one
+                // whose certificates cannot be read fails when first used
+                let (http, upload_http, endpoint) = match self.clients_for(domain) {
+                    Ok(Some((http, upload))) => (http, upload, OnceCell::new()),
+                    Ok(None) => (self.http.clone(), self.upload_http.clone(), OnceCell::new()),
+                    Err(e) => (
+                        self.http.clone(),
+                        self.upload_http.clone(),
+                        OnceCell::new_with(Some(Err(e))),
+                    ),
+                };
                 Arc::new(Registry {
                     domain: domain.to_string(),
                     host: api_host(domain).to_string(),
                     policy: self.options.scheme_policy(api_host(domain)),
                     credentials: self.credentials.clone(),
-                    http: self.http.clone(),
-                    upload_http: self.upload_http.clone(),
+                    http,
+                    upload_http,
                     timeout: self.options.timeout(),
                     retry: self.options.retry.clone(),
-                    endpoint: OnceCell::new(),
+                    endpoint,
                     open_uploads: std::sync::Mutex::new(HashMap::new()),
                     limiter: Limiter::new(MAX_IN_FLIGHT),
                 })
             })
             .clone()
+    }
+
+    /// Clients for `domain` when its `certs.d` folder holds certificates.
+    fn clients_for(&self, domain: &str) -> Result<Option<(reqwest::Client, reqwest::Client)>, RegistryError> {
+        if self.options.skip_tls_verify {
+            return Ok(None);
+        }
+        let certs = self.options.registry_certificates(domain)?;
+        if certs.is_empty() {
+            return Ok(None);
+        }
+        let trust = self.trust.with(certs);
+        Ok(Some((
+            self.options.http_client(&trust)?,
+            self.options.upload_client(&trust)?,
+        )))
     }
 }
 
