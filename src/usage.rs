@@ -11,6 +11,9 @@ pub enum Mistake {
     Subcommand { typed: String, meant: String },
     /// More than one BUNDLE.
     Bundles(Vec<String>),
+    /// A word after `--dest-creds USER` or `--src-creds USER`, most likely the password
+    /// meant to be `USER:PASSWORD`: never repeated.
+    SpacedCredentials(String),
 }
 
 impl std::fmt::Display for Mistake {
@@ -26,6 +29,11 @@ impl std::fmt::Display for Mistake {
                 bundles.len(),
                 bundles.join(", ")
             ),
+            Mistake::SpacedCredentials(flag) => write!(
+                f,
+                "{flag} takes USER:PASSWORD as one word (or USER with --password-stdin); the word after it \
+                 was taken for a second bundle (not shown here)"
+            ),
         }
     }
 }
@@ -37,7 +45,14 @@ pub fn mistake(command: &clap::Command, args: &[OsString]) -> Option<Mistake> {
     command.build();
     // after an unknown option, a word may be its value (a password, say): such words are never
     // repeated here; clap's own message names only the option
-    let (words, unknown_after) = positionals(&command, args);
+    let Words {
+        words,
+        unknown_after,
+        after_credentials,
+    } = positionals(&command, args);
+    if let Some(flag) = after_credentials.filter(|_| words.len() > 1) {
+        return Some(Mistake::SpacedCredentials(flag));
+    }
     let first = words.first().filter(|_| unknown_after != Some(0))?;
     let subcommands: Vec<&str> = command.get_subcommands().map(|s| s.get_name()).collect();
     if subcommands.contains(&first.as_str()) {
@@ -54,9 +69,17 @@ pub fn mistake(command: &clap::Command, args: &[OsString]) -> Option<Mistake> {
     (words.len() > 1 && unknown_after.is_none()).then_some(Mistake::Bundles(words))
 }
 
-/// The words of `args` that are neither options nor their values, and how many of them came
-/// before the first unknown option (a subcommand's, or a typo), if any.
-fn positionals(command: &clap::Command, args: &[OsString]) -> (Vec<String>, Option<usize>) {
+/// What a command line holds besides options.
+struct Words {
+    /// The words that are neither options nor their values.
+    words: Vec<String>,
+    /// How many of them came before the first unknown option (a subcommand's, or a typo).
+    unknown_after: Option<usize>,
+    /// The credential option (`--dest-creds`) whose value a word directly follows.
+    after_credentials: Option<String>,
+}
+
+fn positionals(command: &clap::Command, args: &[OsString]) -> Words {
     let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
     let long_takes_value = |name: &str| {
         command
@@ -72,8 +95,12 @@ fn positionals(command: &clap::Command, args: &[OsString]) -> (Vec<String>, Opti
     let known_short = |c: char| command.get_arguments().any(|a| a.get_short() == Some(c));
     let mut out = Vec::new();
     let mut unknown = None;
+    let mut after_credentials = None;
+    // the credential option whose value the previous word was
+    let mut credentials_value: Option<String> = None;
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
+        let follows_credentials = credentials_value.take();
         if arg == "--" {
             out.extend(args.by_ref());
         } else if let Some(long) = arg.strip_prefix("--") {
@@ -82,8 +109,14 @@ fn positionals(command: &clap::Command, args: &[OsString]) -> (Vec<String>, Opti
                 unknown.get_or_insert(out.len());
                 continue;
             }
-            if !long.contains('=') && long_takes_value(long) {
-                args.next();
+            let value = match long.split_once('=') {
+                Some((_, value)) => Some(value.to_string()),
+                None if long_takes_value(long) => args.next(),
+                None => None,
+            };
+            // `--dest-creds USER PASSWORD`: the password taken for a bundle
+            if name.ends_with("-creds") && value.is_some_and(|v| !v.contains(':')) {
+                credentials_value = Some(format!("--{name}"));
             }
         } else if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
             // a cluster such as -qv or -pVALUE: the first flag taking a value ends it
@@ -100,10 +133,17 @@ fn positionals(command: &clap::Command, args: &[OsString]) -> (Vec<String>, Opti
                 }
             }
         } else {
+            if let Some(flag) = follows_credentials {
+                after_credentials.get_or_insert(flag);
+            }
             out.push(arg);
         }
     }
-    (out, unknown)
+    Words {
+        words: out,
+        unknown_after: unknown,
+        after_credentials,
+    }
 }
 
 /// The candidate within two edits of `word` (the closest, the first on a tie).
@@ -142,6 +182,43 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cli() -> clap::Command {
+        clap::Command::new("t")
+            .arg(clap::Arg::new("bundle"))
+            .arg(clap::Arg::new("p").short('p').long("repository-prefix"))
+            .arg(clap::Arg::new("dest").long("dest-creds"))
+            .arg(clap::Arg::new("q").short('q').action(clap::ArgAction::SetTrue))
+            .subcommand(clap::Command::new("export"))
+    }
+
+    fn said(args: &[&str]) -> Option<String> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        mistake(&cli(), &args).map(|m| m.to_string())
+    }
+
+    #[test]
+    fn mistakes_said_plainly_and_passwords_never_repeated() {
+        assert_eq!(said(&["b.json", "-p", "x", "--dest-creds", "u:pw"]), None);
+        assert_eq!(said(&["--dest-creds", "u:pw", "b.json", "-qp", "x"]), None);
+        assert_eq!(said(&["export", "b.json", "-o", "x"]), None);
+        let two = said(&["a.json", "-p", "x", "b.json"]).unwrap();
+        assert!(two.contains("got 2 (a.json, b.json)"), "{two}");
+        let two = said(&["--dest-creds", "u:pw", "a.json", "b.json"]).unwrap();
+        assert!(two.contains("got 2 (a.json, b.json)"), "{two}");
+        for args in [
+            &["b.json", "--dest-creds", "user", "s3cret"][..],
+            &["--dest-creds=user", "s3cret", "b.json"][..],
+            &["b.json", "--dest-crds", "user:s3cret", "c.json"][..],
+        ] {
+            let m = said(args);
+            assert!(m.as_ref().is_none_or(|m| !m.contains("s3cret")), "{args:?}: {m:?}");
+        }
+        assert!(said(&["b.json", "--dest-creds", "user", "s3cret"])
+            .unwrap()
+            .contains("USER:PASSWORD as one word"));
+        assert!(said(&["exprot", "-o", "x"]).unwrap().contains("did you mean 'export'"));
+    }
 
     #[test]
     fn edit_distances() {

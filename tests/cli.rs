@@ -719,6 +719,16 @@ fn usage_errors_never_repeat_a_password() {
             "--dest-creds",
         ][..],
         &["export", b, "-o", "x.tgz", "--src-creds", ":s3cret-pw"][..],
+        &[
+            b,
+            "-p",
+            "example.com/u",
+            "-m",
+            "r.json",
+            "--dest-creds",
+            "user",
+            "s3cret-pw",
+        ][..],
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
