@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::bundle::BundleError;
-use crate::engine::{CopyError, CopyReport};
+use crate::engine::{CopyError, CopyReport, ImageError};
 use crate::mapping::MappingError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
@@ -66,7 +66,7 @@ pub enum Error {
     },
     /// Images could not be read for export, or do not match their pins; nothing was written.
     #[error("{}", export_failures(.0))]
-    ExportImages(Vec<(String, CopyError)>),
+    ExportImages(Vec<(String, ImageError)>),
     /// The export failed while writing the archive; no output file was left.
     #[error("exporting to {} failed, nothing was written: {error}", path.display())]
     Export {
@@ -149,7 +149,7 @@ fn failure_summary(report: &CopyReport) -> String {
     s
 }
 
-fn export_failures(failures: &[(String, CopyError)]) -> String {
+fn export_failures(failures: &[(String, ImageError)]) -> String {
     let mut s = format!(
         "{} image(s) of the bundle could not be exported; nothing was written",
         failures.len()

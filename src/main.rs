@@ -95,6 +95,11 @@ struct ExportArgs {
     #[command(flatten)]
     registry: RegistryArgs,
 
+    /// Copy only the images: leave behind what refers to them (cosign signatures,
+    /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
+    #[arg(long)]
+    no_referrers: bool,
+
     /// How many manifests are read at once (blobs stream into the archive one by one).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
@@ -142,6 +147,11 @@ struct RelocateArgs {
 
     #[command(flatten)]
     registry: RegistryArgs,
+
+    /// Copy only the images: leave behind what refers to them (cosign signatures,
+    /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
+    #[arg(long)]
+    no_referrers: bool,
 
     /// How many blob transfers run at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -339,7 +349,12 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
                 .clone()
                 .expect("clap requires --repository-prefix"),
         )
-        .options(options(&args.registry, args.concurrency, credentials))
+        .options(options(
+            &args.registry,
+            args.concurrency,
+            !args.no_referrers,
+            credentials,
+        ))
         .on_event({
             let out = out.clone();
             move |e: &Event| out.event(e)
@@ -376,6 +391,12 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         eprintln!("{}", terminal::escape_controls(warning));
     }
     if args.dry_run {
+        if !args.no_referrers && !args.say.quiet {
+            eprintln!(
+                "note: a dry run contacts no registry, so it cannot list the signatures, attestations \
+                 and SBOMs that would travel with the images"
+            );
+        }
         return dry_run(&planned);
     }
     let mapping_path = args.relocation_mapping.expect("clap requires --relocation-mapping");
@@ -432,7 +453,12 @@ async fn interrupted() -> i32 {
     }
 }
 
-fn options(registry: &RegistryArgs, concurrency: u16, credentials: CredentialOptions) -> RelocateOptions {
+fn options(
+    registry: &RegistryArgs,
+    concurrency: u16,
+    referrers: bool,
+    credentials: CredentialOptions,
+) -> RelocateOptions {
     let retry = RetryPolicy {
         max_attempts: registry.retry_times + 1,
         ..Default::default()
@@ -450,6 +476,7 @@ fn options(registry: &RegistryArgs, concurrency: u16, credentials: CredentialOpt
         copy: CopyOptions {
             concurrency: usize::from(concurrency),
             retry,
+            referrers,
             ..CopyOptions::default()
         },
     }
@@ -487,7 +514,12 @@ fn run_export(args: ExportArgs) -> ExitCode {
     };
     let export = Export::new(&args.bundle, &args.output)
         .replace_existing(args.force)
-        .options(options(&args.registry, args.concurrency, credentials));
+        .options(options(
+            &args.registry,
+            args.concurrency,
+            !args.no_referrers,
+            credentials,
+        ));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -525,14 +557,28 @@ fn run_export(args: ExportArgs) -> ExitCode {
                     .iter()
                     .map(|i| serde_json::json!({"image": i.image, "ref_name": i.ref_name, "digest": i.digest.to_string()}))
                     .collect();
+                let referrers: Vec<serde_json::Value> = report
+                    .referrers
+                    .iter()
+                    .map(|r| serde_json::json!({"image": r.image, "kind": r.kind, "digest": r.digest.to_string(), "subject": r.subject.to_string()}))
+                    .collect();
                 println!(
                     "{}",
                     serde_json::json!({"event": "summary", "outcome": "exported", "output": args.output,
-                        "images": images, "blobs": report.blobs, "bytes": report.bytes, "seconds": secs})
+                        "images": images, "referrers": referrers, "blobs": report.blobs, "bytes": report.bytes, "seconds": secs})
                 );
             }
             for i in &report.images {
                 say(format!("  {} ({})", i.ref_name, i.digest));
+            }
+            for r in &report.referrers {
+                say(format!(
+                    "  {} of {}: {} ({})",
+                    r.kind.as_str(),
+                    r.image,
+                    r.subject,
+                    r.digest
+                ));
             }
             say(format!(
                 "exported {} image(s), {} blob(s), {} in {secs:.1} s to {}",
@@ -613,6 +659,7 @@ fn summary(
         "bytes_sent": report.map_or(0, |r| r.bytes_sent),
         "blobs_uploaded": report.map_or(0, |r| r.blobs_uploaded),
         "blobs_mounted": report.map_or(0, |r| r.blobs_mounted),
+        "referrers_copied": report.map_or(0, |r| r.images.iter().filter_map(|i| i.outcome.as_ref().ok()).map(|c| c.referrers.iter().filter(|x| !x.already_present).count()).sum::<usize>()),
         "seconds": (out.elapsed_secs() * 1000.0).round() / 1000.0,
         "relocation_mapping": error.is_none().then(|| mapping_path.display().to_string()),
         "error": error.map(|e| e.to_string()),

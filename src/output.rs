@@ -115,6 +115,9 @@ impl Output {
             } => self.line(&format!(
                 "present {image} → {relocated} {digest}: already there, nothing sent"
             )),
+            Event::ReferrerCopied {
+                image, kind, relocated, ..
+            } => self.line(&format!("copied  {image}: its {} → {relocated}", kind.as_str())),
             _ => {}
         }
     }

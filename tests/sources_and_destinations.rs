@@ -12,7 +12,7 @@ use cnab_relocate::engine::{
     ArchiveSource, BlobBody, BlobRead, Destination, ImageJob, ManifestRead, Mount, RegistryDestination, RegistrySource,
     Source,
 };
-use cnab_relocate::oci::{Manifest, ManifestRef, OCI_MANIFEST};
+use cnab_relocate::oci::{cosign_tag, Manifest, ManifestRef, ReferrerKind, OCI_MANIFEST};
 use cnab_relocate::reference::{Digest, ManifestSelector, Reference};
 use cnab_relocate::registry::{Registries, RegistryOptions};
 use futures_util::StreamExt;
@@ -69,6 +69,19 @@ async fn validate_source<S: Source>(source: &S, jobs: &[ImageJob], images: &Layo
         source.read_manifests(vec![read(&unknown)]).await.is_err(),
         "a manifest it lacks is an error"
     );
+
+    let sig = cosign_tag(&multi.top.digest, "sig");
+    let found = source.referrers(&jobs[0].source, &multi.top.digest).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].tag.as_deref(),
+        Some(sig.as_str()),
+        "cosign's tag, copied as a tag"
+    );
+    assert_eq!(found[0].kind, ReferrerKind::Signature);
+    let amd_digest = amd.top.digest.clone();
+    let none = source.referrers(&jobs[1].source, &amd_digest).await.unwrap();
+    assert!(none.is_empty(), "nothing refers to it: {none:?}");
 
     let offered = Arc::new(Mutex::new(Vec::new()));
     let reads: Vec<BlobRead> = multi
@@ -148,6 +161,14 @@ async fn validate_destination<D: Destination>(d: &D) {
         d.manifest_digest("v/one", &tag).await.unwrap(),
         Some(manifest.digest.clone())
     );
+    let found = d.find_manifest("v/one", &tag).await.unwrap();
+    assert_eq!(found.map(|m| m.bytes), Some(manifest.bytes.clone()));
+    let absent = ManifestSelector::Tag("absent".into());
+    assert_eq!(d.find_manifest("v/one", &absent).await.unwrap(), None);
+    assert!(
+        !d.lists_referrers("v/one", &manifest.digest).await.unwrap(),
+        "a destination without the referrers API says so"
+    );
     let by_digest = ManifestSelector::Digest(manifest.digest.clone());
     let tree = d.read_tree("v/one", &by_digest).await.unwrap();
     assert_eq!(tree.top, ManifestRef::from(&manifest), "stored byte for byte");
@@ -174,6 +195,13 @@ async fn a_registry_is_a_valid_source() {
         &format!("docker://{}/app/amd64:1.0", registry.host()),
         &opts,
     );
+    // the amd64 image stands in for a signature of the index (its content does not matter)
+    let sig = cosign_tag(&images.multi.parse().unwrap(), "sig");
+    skopeo_copy(
+        &oci("amd64"),
+        &format!("docker://{}/app/multi:{sig}", registry.host()),
+        &opts,
+    );
     let jobs = [
         job(&format!("{}/app/multi:1.0", registry.host()), &images.multi),
         job(&format!("{}/app/amd64:1.0", registry.host()), &images.amd64),
@@ -186,6 +214,22 @@ async fn a_thick_bundle_is_a_valid_source() {
     let images = build_layout(128 * KIB);
     let work = tempfile::tempdir().unwrap();
     let tgz = work.path().join("b.tgz");
+    // the amd64 image stands in for a signature of the index, by cosign's tag
+    let index_path = images.layout.path.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let amd = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["digest"] == images.amd64.as_str())
+        .unwrap()
+        .clone();
+    let mut sig = amd.clone();
+    let sig_tag = cosign_tag(&images.multi.parse().unwrap(), "sig");
+    sig["annotations"] =
+        serde_json::json!({"org.opencontainers.image.ref.name": format!("example.com/app/multi:{sig_tag}")});
+    index["manifests"].as_array_mut().unwrap().push(sig);
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     let bundle = bundle_json(serde_json::json!({"image": "example.com/app/multi:1.0"}), &[]);
     std::fs::write(&tgz, Pack::new(&images.layout.path, bundle).tgz()).unwrap();
     let archive = Arc::new(ThickArchive::scan(&tgz).unwrap());

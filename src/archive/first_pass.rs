@@ -17,6 +17,8 @@ use bytes::Bytes;
 use super::error::ArchiveError;
 use super::tar_stream::{read_up_to, scan_archive, ArchiveIndex};
 use crate::limits::{KEPT_MANIFESTS_BUDGET, MAX_BUNDLE_JSON, MAX_MANIFEST_SIZE};
+use crate::oci::{subject_of, Manifest, ReferrerEntry, ReferrerKind};
+use crate::reference::Digest;
 
 /// What the first pass over the archive keeps.
 pub(super) struct FirstPass {
@@ -26,6 +28,19 @@ pub(super) struct FirstPass {
     /// Layout blobs that are JSON objects (manifests, configs) and fit the budget: entry name
     /// → bytes.
     pub json_blobs: HashMap<String, Bytes>,
+    /// Layout blobs that name a `subject` (kept or not): entry name → subject and kind.
+    pub referrers: HashMap<String, (Digest, ReferrerKind)>,
+}
+
+/// The subject a JSON layout blob names, and what kind of referrer it is.
+fn referrer_in(bytes: &[u8]) -> Option<(Digest, ReferrerKind)> {
+    if !bytes.windows(9).any(|w| w == b"\"subject\"") {
+        return None;
+    }
+    let manifest = Manifest::new(Bytes::copy_from_slice(bytes), None, None).ok()?;
+    let subject = subject_of(&manifest).ok()??;
+    let kind = ReferrerEntry::of(&manifest).ok()?.kind();
+    Some((subject, kind))
 }
 
 /// The files that describe a bundle and its layout, relative to the bundle's root.
@@ -145,6 +160,7 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
     let mut seen = ArchiveIndex::default();
     let mut sink: Option<EntrySink> = None;
     let mut json_dropped = false;
+    let mut referrers = HashMap::new();
     let listing = scan_archive(path, |name, size, content| {
         if let Some(sink) = sink.as_mut() {
             if metadata_position(name) == Some(None) {
@@ -153,6 +169,25 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
                     io::ErrorKind::InvalidData,
                     format!("{name} comes after the first layer of an archive read as metadata first"),
                 ));
+            }
+            if name.contains("artifacts/layout/blobs/") && size <= MAX_MANIFEST_SIZE as u64 {
+                let mut head = [0u8; 64];
+                let n = read_up_to(content, &mut head)?;
+                if head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+                    let mut buf = head[..n].to_vec();
+                    content.read_to_end(&mut buf)?;
+                    if referrer_in(&buf).is_some() {
+                        // its subject's copy would go without it
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "{name} refers to another manifest but comes after the first layer of an archive read as metadata first"
+                            ),
+                        ));
+                    }
+                    return sink(name, size, &mut &buf[..]);
+                }
+                return sink(name, size, &mut (&head[..n]).chain(content));
             }
             return sink(name, size, content);
         }
@@ -194,6 +229,7 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
                             },
                             metadata: metadata.clone(),
                             json_blobs: json_blobs.clone(),
+                            referrers: referrers.clone(),
                         };
                         let abandoned = || io::Error::other("the archive is no longer read");
                         p.snapshot.send(snapshot).map_err(|_| abandoned())?;
@@ -212,9 +248,20 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
                     buf.extend_from_slice(&head[..n]);
                     content.read_to_end(&mut buf)?;
                     kept += buf.len();
+                    if let Some(r) = referrer_in(&buf) {
+                        referrers.insert(name.to_string(), r);
+                    }
                     json_blobs.insert(name.to_string(), Bytes::from(buf));
                 } else if json {
                     json_dropped = true;
+                    if size <= MAX_MANIFEST_SIZE as u64 {
+                        // not kept, but what it refers to must be known
+                        let mut buf = head[..n].to_vec();
+                        content.read_to_end(&mut buf)?;
+                        if let Some(r) = referrer_in(&buf) {
+                            referrers.insert(name.to_string(), r);
+                        }
+                    }
                 }
             }
             None => {}
@@ -233,5 +280,6 @@ fn first_pass_on(path: &Path, mut pause: Option<Pause>) -> Result<FirstPass, Arc
         listing,
         metadata,
         json_blobs,
+        referrers,
     })
 }

@@ -13,7 +13,7 @@ use super::error::ArchiveError;
 use super::first_pass::{first_pass, FirstPass, PausedScan, Resume, Scanned};
 use super::tar_stream::scan_archive;
 use crate::limits::MAX_MANIFEST_SIZE;
-use crate::oci::{Manifest, ManifestOutline, PointsAt};
+use crate::oci::{parse_cosign_tag, Manifest, ManifestOutline, PointsAt, ReferrerKind};
 use crate::reference::{Digest, Reference};
 
 /// Where the layout sits in a thick bundle, as duffle and Porter write it.
@@ -87,6 +87,8 @@ pub struct ThickArchive {
     /// Manifests and configs kept from the first pass, within [`KEPT_MANIFESTS_BUDGET`]
     /// (unverified until used).
     kept_manifests: HashMap<Digest, Bytes>,
+    /// Manifests that name a `subject`: subject → (referrer, kind).
+    referrers: HashMap<Digest, Vec<(Digest, ReferrerKind)>>,
     /// Whether `blobs` lists every blob of the archive.
     complete: bool,
     /// A first pass that stopped at the first layer (a metadata-first archive).
@@ -131,6 +133,7 @@ impl ThickArchive {
             listing,
             mut metadata,
             json_blobs: manifests,
+            referrers: referrer_entries,
         } = pass;
         let no_bundle = || ArchiveError::NoBundleJson {
             path: path.to_path_buf(),
@@ -173,6 +176,15 @@ impl ThickArchive {
             .into_iter()
             .filter_map(|(name, bytes)| Some((blob_digest(&name, &blob_dir)?, bytes)))
             .collect();
+        let mut referrers: HashMap<Digest, Vec<(Digest, ReferrerKind)>> = HashMap::new();
+        for (name, (subject, kind)) in referrer_entries {
+            if let Some(digest) = blob_digest(&name, &blob_dir) {
+                referrers.entry(subject).or_default().push((digest, kind));
+            }
+        }
+        for list in referrers.values_mut() {
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         Ok(ThickArchive {
             path: path.to_path_buf(),
             bundle_json,
@@ -181,6 +193,7 @@ impl ThickArchive {
             published,
             blobs,
             kept_manifests: manifests,
+            referrers,
             complete: true,
             paused: Mutex::new(None),
         })
@@ -324,6 +337,56 @@ impl ThickArchive {
         Err(ArchiveError::ImageNotFound {
             image: image(),
             searched: searched.join(", "),
+        })
+    }
+
+    /// Layout manifests that name `subject` as theirs: digest and kind.
+    pub fn referrers_of(&self, subject: &Digest) -> &[(Digest, ReferrerKind)] {
+        self.referrers.get(subject).map_or(&[], Vec::as_slice)
+    }
+
+    /// `index.json` descriptors tagged with one of cosign's tags for `subject`
+    /// (`sha256-<hex>.sig`), as a bare tag or a full reference into `repository` (a name as
+    /// [`Reference::name`] gives it): tag, digest, kind.
+    pub fn cosign_tagged(&self, subject: &Digest, repository: &str) -> Vec<(String, Digest, ReferrerKind)> {
+        let mut found: Vec<(String, Digest, ReferrerKind)> = Vec::new();
+        for e in &self.index {
+            for name in [
+                e.ref_name(),
+                e.annotations.get(CONTAINERD_NAME_ANNOTATION).map(String::as_str),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let tag = if is_bare_tag(name) {
+                    Some(name.to_string())
+                } else {
+                    Reference::parse_normalized(name)
+                        .ok()
+                        .filter(|r| r.name() == repository)
+                        .and_then(|r| r.tag().map(str::to_string))
+                };
+                let Some(tag) = tag else { continue };
+                let Some((_, kind)) = parse_cosign_tag(&tag).filter(|(d, _)| d == subject) else {
+                    continue;
+                };
+                if !found.iter().any(|(t, _, _)| *t == tag) {
+                    found.push((tag, e.digest.clone(), kind));
+                }
+            }
+        }
+        found
+    }
+
+    /// The layout blob `digest` as an `index.json` would describe it (its media type left to
+    /// the document), when the archive has it.
+    pub fn describe(&self, digest: &Digest) -> Option<IndexEntry> {
+        let (_, size) = self.blobs.get(digest)?;
+        Some(IndexEntry {
+            media_type: None,
+            digest: digest.clone(),
+            size: *size,
+            annotations: BTreeMap::new(),
         })
     }
 
@@ -499,6 +562,7 @@ mod tests {
             published: BTreeMap::new(),
             blobs: HashMap::new(),
             kept_manifests: HashMap::new(),
+            referrers: HashMap::new(),
             complete: true,
             paused: Mutex::new(None),
         }

@@ -22,11 +22,12 @@ use super::relocate::RelocateOptions;
 use crate::archive::{ArchiveError, ThickWriter, LAYOUT_DIR, REF_NAME_ANNOTATION};
 use crate::bundle::{self, BundleFormat, BundleImageRef, OpenedBundle};
 use crate::engine::{
-    push_batches, read_batch, BlobBody, BlobProblem, BlobRead, CopyError, ImageJob, RegistrySource, Source,
+    push_batches, read_batch, referrer_trees, BlobBody, BlobProblem, BlobRead, CopyError, ImageError, ImageJob,
+    ReferrerTree, RegistrySource, Source,
 };
 use crate::error::Error;
 use crate::limits::MANIFEST_BATCH_BUDGET;
-use crate::oci::{ImageTree, Verifier};
+use crate::oci::{ImageTree, ReferrerKind, Verifier};
 use crate::reference::{Algorithm, Digest};
 use crate::registry::Registries;
 
@@ -114,11 +115,26 @@ pub struct ExportedImage {
     pub digest: Digest,
 }
 
+/// A referrer (signature, attestation, SBOM) written with an image.
+#[derive(Debug, Clone)]
+pub struct ExportedReferrer {
+    /// The bundle's image string it travels with.
+    pub image: String,
+    /// What it is.
+    pub kind: ReferrerKind,
+    /// Its digest.
+    pub digest: Digest,
+    /// The manifest it refers to.
+    pub subject: Digest,
+}
+
 /// What an export wrote.
 #[derive(Debug, Clone, Default)]
 pub struct ExportReport {
     /// Every image, in bundle order.
     pub images: Vec<ExportedImage>,
+    /// What refers to them, written with them.
+    pub referrers: Vec<ExportedReferrer>,
     /// Layout blobs written (manifests, configs, layers), each once.
     pub blobs: usize,
     /// Bytes of those blobs.
@@ -225,18 +241,36 @@ impl PlannedExport {
         for (job, r) in jobs.iter().zip(resolved) {
             match r {
                 Ok(tree) => trees.push((job, tree)),
-                Err(e) => failures.push((job.label.clone(), e)),
+                Err(e) => failures.push((job.label.clone(), ImageError::Source(Arc::new(e)))),
             }
         }
         if !failures.is_empty() {
             return Err(Error::ExportImages(failures));
+        }
+        let referrers = match self.settings.options.copy.referrers {
+            true => {
+                let roots: Vec<(&ImageJob, &ImageTree)> = trees.iter().map(|(j, t)| (*j, t)).collect();
+                referrer_trees(&source, &roots, concurrency)
+                    .await
+                    .map_err(|failure| Error::ExportImages(vec![failure]))?
+            }
+            false => Vec::new(),
+        };
+        for r in &referrers {
+            if let Some(d) = unsupported_digest(&r.tree) {
+                return Err(Error::ExportImages(vec![(
+                    r.job.label.clone(),
+                    ImageError::Source(Arc::new(CopyError::UnsupportedDigest(d.clone()))),
+                )]));
+            }
         }
 
         let send = |op: WriteOp| {
             let ops = ops.clone();
             async move { ops.send(op).await.map_err(|_| self.failed(writer_gone())) }
         };
-        let (index, images) = self.index_json(&trees);
+        let (index, images) = self.index_json(&trees, &referrers);
+        trees.extend(referrers.iter().map(|r| (&r.job, r.tree.clone())));
         send(WriteOp::File("bundle.json".into(), self.opened.json.clone())).await?;
         send(WriteOp::File(
             format!("{LAYOUT_DIR}oci-layout"),
@@ -291,6 +325,15 @@ impl PlannedExport {
         send(WriteOp::Finish).await?;
         Ok(ExportReport {
             images,
+            referrers: referrers
+                .into_iter()
+                .map(|r| ExportedReferrer {
+                    image: jobs[r.root].label.clone(),
+                    kind: r.kind,
+                    digest: r.tree.top.digest,
+                    subject: r.subject,
+                })
+                .collect(),
             blobs: written.len(),
             bytes,
         })
@@ -312,8 +355,14 @@ impl PlannedExport {
     }
 
     /// `index.json`: one descriptor per distinct (name, digest), named by the full normalised
-    /// reference as duffle writes it; and the images as reported.
-    fn index_json(&self, trees: &[(&ImageJob, ImageTree)]) -> (Vec<u8>, Vec<ExportedImage>) {
+    /// reference as duffle writes it; and the images as reported. Referrers are listed too,
+    /// so that tools reading the layout keep them: cosign's tags by full reference, referrers
+    /// that name a subject untagged (as oras writes an OCI layout).
+    fn index_json(
+        &self,
+        trees: &[(&ImageJob, ImageTree)],
+        referrers: &[ReferrerTree],
+    ) -> (Vec<u8>, Vec<ExportedImage>) {
         let by_label: HashMap<&str, &ImageTree> = trees.iter().map(|(j, t)| (j.label.as_str(), t)).collect();
         let mut descriptors = Vec::new();
         let mut seen = HashSet::new();
@@ -335,19 +384,44 @@ impl PlannedExport {
                 }));
             }
         }
+        for r in referrers {
+            let top = &r.tree.top;
+            let mut descriptor = serde_json::json!({
+                "mediaType": top.media_type,
+                "digest": top.digest.to_string(),
+                "size": top.size,
+            });
+            let ref_name = r
+                .job
+                .source
+                .tag()
+                .map(|_| r.job.source.with_tag_and_digest(r.job.source.tag(), None).to_string());
+            if let Some(name) = &ref_name {
+                descriptor["annotations"] = serde_json::json!({ REF_NAME_ANNOTATION: name });
+            }
+            if seen.insert((ref_name.unwrap_or_default(), top.digest.clone())) {
+                descriptors.push(descriptor);
+            }
+        }
         let index = serde_json::json!({"schemaVersion": 2, "manifests": descriptors});
         (serde_json::to_vec(&index).expect("JSON values serialise"), images)
     }
 }
 
-/// The image's tree, checked: sha256 only, and the digest the bundle pins.
-async fn resolve(source: &RegistrySource, job: &ImageJob) -> Result<ImageTree, CopyError> {
-    let tree = source.resolve(job).await?;
-    let digests = tree
+/// A digest other than sha256 in the tree (refused: registries store such content
+/// inconsistently).
+fn unsupported_digest(tree: &ImageTree) -> Option<&Digest> {
+    let mut digests = tree
         .manifests()
         .map(|m| &m.digest)
         .chain(tree.blobs.iter().map(|b| &b.digest));
-    if let Some(d) = digests.into_iter().find(|d| d.algorithm() != Algorithm::Sha256) {
+    digests.find(|d| d.algorithm() != Algorithm::Sha256)
+}
+
+/// The image's tree, checked: sha256 only, and the digest the bundle pins.
+async fn resolve(source: &RegistrySource, job: &ImageJob) -> Result<ImageTree, CopyError> {
+    let tree = source.resolve(job).await?;
+    if let Some(d) = unsupported_digest(&tree) {
         return Err(CopyError::UnsupportedDigest(d.clone()));
     }
     match &job.pinned {

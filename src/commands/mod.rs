@@ -7,7 +7,7 @@ mod output_file;
 mod plan;
 mod relocate;
 
-pub use export::{Export, ExportReport, ExportedImage, PlannedExport};
+pub use export::{Export, ExportReport, ExportedImage, ExportedReferrer, PlannedExport};
 pub use map::map_references;
 pub use plan::{Plan, PlannedImage};
 pub use relocate::{PlannedRelocation, RelocateOptions, Relocation};

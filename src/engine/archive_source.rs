@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 
 use super::error::CopyError;
 use super::job::ImageJob;
-use super::source::{BlobBody, BlobRead, ManifestRead, Source};
+use super::source::{BlobBody, BlobRead, FoundReferrer, ManifestRead, Source};
 use crate::archive::{scan_archive, ArchiveError, ImageLookup, IndexEntry, ThickArchive};
 use crate::oci::{ImageTree, Manifest, ManifestError, ManifestOutline, TreeError};
-use crate::reference::Digest;
+use crate::reference::{Digest, Reference};
 
 /// Size of the chunks blob bytes are handed on in.
 const CHUNK: usize = 256 * 1024;
@@ -41,10 +41,8 @@ type Outlines = HashMap<Digest, Result<ManifestOutline, ManifestError>>;
 impl ArchiveSource {
     /// Finds every job's image in the archive's layout and checks it is complete. Nothing is
     /// read from any network, and nothing can be pushed before this succeeds. Manifests are
-    /// checked and reduced to outlines as they are read; those the first pass did not keep
-    /// are read in one pass per level of nesting, never one each, and never all held at once.
+    /// checked and reduced to outlines as they are read.
     pub fn new(archive: Arc<ThickArchive>, jobs: &[ImageJob]) -> Result<ArchiveSource, ArchiveError> {
-        let mut trees = HashMap::new();
         let mut errors = Vec::new();
         let mut pending = Vec::new();
         for job in jobs {
@@ -53,40 +51,8 @@ impl ArchiveSource {
                 Err(e) => errors.push(e),
             }
         }
-        let outlines = RefCell::new(Outlines::new());
-        for _ in 0..MAX_LOAD_ROUNDS {
-            let mut missing = HashMap::new();
-            pending.retain(|(job, entry)| match tree_of(&archive, &outlines, job, entry) {
-                Ok(tree) => {
-                    trees.insert(job.label.clone(), tree);
-                    false
-                }
-                Err(Built::Missing(d, media_type)) => {
-                    missing.entry(d).or_insert(media_type);
-                    true
-                }
-                Err(Built::Invalid(e)) => {
-                    errors.push(e);
-                    false
-                }
-            });
-            if missing.is_empty() {
-                break;
-            }
-            let digests = missing.keys().cloned().collect();
-            let mut outlines = outlines.borrow_mut();
-            archive.read_manifests(&digests, |digest, bytes| {
-                let outline = Manifest::new(bytes, missing[digest].as_deref(), Some(digest))
-                    .and_then(|m| ManifestOutline::of(&m));
-                outlines.insert(digest.clone(), outline);
-            })?;
-        }
-        for (job, _) in pending {
-            errors.push(ArchiveError::Layout {
-                path: archive.path.clone(),
-                detail: format!("image \"{}\": its indexes nest too deeply", job.label),
-            });
-        }
+        let (trees, more) = build_trees(&archive, pending)?;
+        errors.extend(more);
         match errors.len() {
             0 => {}
             1 => return Err(errors.remove(0)),
@@ -98,6 +64,52 @@ impl ArchiveSource {
             passes: AtomicUsize::new(0),
         })
     }
+}
+
+/// The trees of `pending` (job, top descriptor): manifests the first pass did not keep are
+/// read in one pass per level of nesting, never one each, and never all held at once.
+/// Returns the trees by label and the images that could not be built.
+fn build_trees(
+    archive: &ThickArchive,
+    mut pending: Vec<(&ImageJob, IndexEntry)>,
+) -> Result<(HashMap<String, ImageTree>, Vec<ArchiveError>), ArchiveError> {
+    let mut trees = HashMap::new();
+    let mut errors = Vec::new();
+    let outlines = RefCell::new(Outlines::new());
+    for _ in 0..MAX_LOAD_ROUNDS {
+        let mut missing = HashMap::new();
+        pending.retain(|(job, entry)| match tree_of(archive, &outlines, job, entry) {
+            Ok(tree) => {
+                trees.insert(job.label.clone(), tree);
+                false
+            }
+            Err(Built::Missing(d, media_type)) => {
+                missing.entry(d).or_insert(media_type);
+                true
+            }
+            Err(Built::Invalid(e)) => {
+                errors.push(e);
+                false
+            }
+        });
+        if missing.is_empty() {
+            break;
+        }
+        let digests = missing.keys().cloned().collect();
+        let mut outlines = outlines.borrow_mut();
+        archive.read_manifests(&digests, |digest, bytes| {
+            let outline =
+                Manifest::new(bytes, missing[digest].as_deref(), Some(digest)).and_then(|m| ManifestOutline::of(&m));
+            outlines.insert(digest.clone(), outline);
+        })?;
+    }
+    for (job, _) in pending {
+        errors.push(ArchiveError::Layout {
+            path: archive.path.clone(),
+            detail: format!("image \"{}\": its indexes nest too deeply", job.label),
+        });
+    }
+    Ok((trees, errors))
 }
 
 /// A bare tag may name the job's image only when no image from another repository competes
@@ -224,12 +236,60 @@ fn run_without_waiting<F: Future>(future: F) -> F::Output {
     }
 }
 
+impl ArchiveSource {
+    /// The tree of a manifest found by digest (a referrer), built now.
+    async fn tree_by_digest(&self, job: &ImageJob, digest: &Digest) -> Result<ImageTree, CopyError> {
+        let entry = self
+            .archive
+            .describe(digest)
+            .ok_or_else(|| CopyError::UnknownImage(job.label.clone()))?;
+        let (archive, job) = (self.archive.clone(), job.clone());
+        let built = tokio::task::spawn_blocking(move || build_trees(&archive, vec![(&job, entry)]))
+            .await
+            .map_err(|e| ArchiveError::Io {
+                path: self.archive.path.clone(),
+                source: io::Error::other(e),
+            })??;
+        match built {
+            (mut trees, _) if trees.len() == 1 => Ok(trees.drain().next().expect("one tree").1),
+            (_, mut errors) => Err(errors
+                .pop()
+                .map_or_else(|| CopyError::UnknownImage(digest.to_string()), CopyError::from)),
+        }
+    }
+}
+
 impl Source for ArchiveSource {
     async fn resolve(&self, job: &ImageJob) -> Result<ImageTree, CopyError> {
-        self.trees
-            .get(&job.label)
-            .cloned()
-            .ok_or_else(|| CopyError::UnknownImage(job.label.clone()))
+        match (self.trees.get(&job.label), &job.pinned) {
+            (Some(tree), None) => Ok(tree.clone()),
+            (Some(tree), Some(pin)) if tree.top.digest == *pin => Ok(tree.clone()),
+            (_, Some(pin)) => self.tree_by_digest(job, pin).await,
+            (None, None) => Err(CopyError::UnknownImage(job.label.clone())),
+        }
+    }
+
+    async fn referrers(&self, origin: &Reference, subject: &Digest) -> Result<Vec<FoundReferrer>, CopyError> {
+        let mut found: Vec<FoundReferrer> = self
+            .archive
+            .referrers_of(subject)
+            .iter()
+            .map(|(digest, kind)| FoundReferrer {
+                tag: None,
+                digest: Some(digest.clone()),
+                kind: *kind,
+                names_subject: true,
+            })
+            .collect();
+        for (tag, digest, kind) in self.archive.cosign_tagged(subject, &origin.name()) {
+            found.push(FoundReferrer {
+                tag: Some(tag),
+                digest: Some(digest),
+                kind,
+                names_subject: false,
+            });
+        }
+        Ok(found)
     }
 
     async fn read_manifests(&self, wanted: Vec<ManifestRead>) -> Result<Vec<Manifest>, CopyError> {

@@ -3,10 +3,13 @@
 //! Phases, so a bad bundle pushes nothing and every blob crosses the wire once:
 //! 1. resolve every image (manifests only); skip those the destination already holds; an image
 //!    whose source does not match its pinned digest, or two images claiming one tag with
-//!    different content, fail here, before anything is pushed;
+//!    different content, fail here, before anything is pushed; then find and resolve what
+//!    refers to each manifest ([`super::referrers`]), copied below like more images;
 //! 2. blobs: every distinct blob placed in every repository that needs it ([`super::blobs`]);
 //! 3. manifests, children before their index, each (repository, tag or digest) once; then the
-//!    destination is asked for each pushed reference to confirm the digest.
+//!    destination is asked for each pushed reference to confirm the digest; referrers that
+//!    name a subject are listed under its fallback tag where the destination has no
+//!    referrers API.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -17,14 +20,16 @@ use futures_util::stream::{self, StreamExt};
 use super::blobs::place_blobs;
 use super::destination::Destination;
 use super::error::{CopyError, ImageError};
+use super::groups::{group, present, resolve, Group, Outcome, Resolved};
 use super::job::ImageJob;
 use super::manifests::{push_batches, read_batch, ManifestPushes};
 use super::placement::{BlobPlacements, Totals, WantedBlob};
+use super::referrers::{discover_referrers, index_referrers, referrer_events};
 use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
 use super::source::Source;
 use crate::limits::MANIFEST_BATCH_BUDGET;
 use crate::oci::{ImageTree, Manifest, ManifestRef};
-use crate::reference::{Algorithm, Digest, ManifestSelector};
+use crate::reference::{Digest, ManifestSelector};
 use crate::registry::RetryPolicy;
 
 /// How the engine copies.
@@ -36,6 +41,9 @@ pub struct CopyOptions {
     pub retry: RetryPolicy,
     /// Manifest bytes read from the source for one batch of pushes.
     pub manifest_batch_budget: usize,
+    /// Whether what refers to each copied manifest (signatures, attestations, SBOMs) is
+    /// copied with it.
+    pub referrers: bool,
 }
 
 impl Default for CopyOptions {
@@ -44,53 +52,10 @@ impl Default for CopyOptions {
             concurrency: 8,
             retry: RetryPolicy::default(),
             manifest_batch_budget: MANIFEST_BATCH_BUDGET,
+            referrers: true,
         }
     }
 }
-
-/// Jobs that read the same manifest and push it to the same place are copied once.
-struct Group<'j> {
-    members: Vec<&'j ImageJob>,
-    repository: String,
-    push: ManifestSelector,
-}
-
-impl Group<'_> {
-    fn job(&self) -> &ImageJob {
-        self.members[0]
-    }
-}
-
-fn group(jobs: &[ImageJob]) -> Vec<Group<'_>> {
-    let mut groups: Vec<Group> = Vec::new();
-    for job in jobs {
-        let repository = job.destination_repository().to_string();
-        let push = job.push_selector();
-        let same = |g: &&mut Group| {
-            g.repository == repository
-                && g.push == push
-                && g.job().source.name() == job.source.name()
-                && g.job().source_selector() == job.source_selector()
-        };
-        match groups.iter_mut().find(|g| same(g)) {
-            Some(g) => g.members.push(job),
-            None => groups.push(Group {
-                members: vec![job],
-                repository,
-                push,
-            }),
-        }
-    }
-    groups
-}
-
-enum Resolved {
-    /// The destination holds it; its tree, when known, tells which blobs its repository has.
-    Present(Digest, Option<ImageTree>),
-    Copy(ImageTree),
-}
-
-type Outcome = Option<Result<CopiedImage, ImageError>>;
 
 /// Copies every job from `source` to `destination`. Never fails as a whole: the report says
 /// what happened to each image.
@@ -102,13 +67,25 @@ pub async fn copy_images<S: Source, D: Destination>(
     reporter: &Reporter,
 ) -> CopyReport {
     let concurrency = options.concurrency.max(1);
-    let groups = group(jobs);
-    let resolved: Vec<Result<Resolved, ImageError>> = stream::iter(&groups)
+    let mut groups = group(jobs);
+    let mut resolved: Vec<Result<Resolved, ImageError>> = stream::iter(&groups)
         .map(|g| resolve(source, destination.as_ref(), g))
         .buffered(concurrency)
         .collect()
         .await;
     let mut outcomes = report_resolved(&groups, &resolved, reporter);
+    if options.referrers && !outcomes.iter().any(|o| matches!(o, Some(Err(_)))) {
+        let found = discover_referrers(source, destination.as_ref(), &groups, &resolved, concurrency).await;
+        for (root, error) in found.failures {
+            outcomes[root] = Some(Err(error));
+        }
+        outcomes.extend(found.resolved.iter().map(|r| match r {
+            Ok(Resolved::Present(digest, _)) => Some(Ok(present(digest))),
+            _ => None,
+        }));
+        groups.extend(found.groups);
+        resolved.extend(found.resolved);
+    }
     if outcomes.iter().any(|o| matches!(o, Some(Err(_)))) {
         // nothing is pushed for a bundle whose images do not all resolve
         for o in outcomes.iter_mut().filter(|o| o.is_none()) {
@@ -154,58 +131,12 @@ pub async fn copy_images<S: Source, D: Destination>(
             *o = p;
         }
     }
+    for (root, error) in index_referrers(destination.as_ref(), &groups, &outcomes).await {
+        outcomes[root] = Some(Err(error));
+    }
     charge_blobs(&placements, &groups, &resolved, &mut outcomes);
     let totals = placements.totals();
     finish(&groups, outcomes, totals, reporter)
-}
-
-async fn resolve<S: Source, D: Destination>(
-    source: &S,
-    destination: &D,
-    group: &Group<'_>,
-) -> Result<Resolved, ImageError> {
-    let job = group.job();
-    let held = || async {
-        destination
-            .manifest_digest(&group.repository, &group.push)
-            .await
-            .map_err(|e| ImageError::Target {
-                destination: destination.name().to_string(),
-                error: Arc::new(e),
-            })
-    };
-    // A pinned image the destination holds needs no source at all (a thin re-run reads nothing).
-    if let (Some(pinned), false) = (&job.pinned, source.resolves_locally()) {
-        if held().await?.as_ref() == Some(pinned) {
-            return Ok(Resolved::Present(pinned.clone(), None));
-        }
-    }
-    let from_source = |e: CopyError| ImageError::Source(Arc::new(e));
-    let tree = source.resolve(job).await.map_err(from_source)?;
-    if let Some(d) = unsupported_digest(&tree) {
-        return Err(from_source(CopyError::UnsupportedDigest(d.clone())));
-    }
-    if let Some(pinned) = &job.pinned {
-        if *pinned != tree.top.digest {
-            return Err(from_source(CopyError::PinMismatch {
-                expected: pinned.clone(),
-                actual: tree.top.digest.clone(),
-            }));
-        }
-    }
-    if held().await?.as_ref() == Some(&tree.top.digest) {
-        return Ok(Resolved::Present(tree.top.digest.clone(), Some(tree)));
-    }
-    Ok(Resolved::Copy(tree))
-}
-
-/// A digest other than sha256 in the tree: registries store such content inconsistently, so
-/// it is refused before anything is pushed rather than half copied.
-fn unsupported_digest(tree: &ImageTree) -> Option<&Digest> {
-    std::iter::once(&tree.top.digest)
-        .chain(tree.children.iter().map(|c| &c.digest))
-        .chain(tree.blobs.iter().map(|b| &b.digest))
-        .find(|d| d.algorithm() != Algorithm::Sha256)
 }
 
 /// Reports what resolving found and turns failures (and tag collisions) into outcomes.
@@ -214,11 +145,7 @@ fn report_resolved(groups: &[Group], resolved: &[Result<Resolved, ImageError>], 
     for ((g, r), outcome) in groups.iter().zip(resolved).zip(outcomes.iter_mut()) {
         match r {
             Ok(Resolved::Present(digest, _)) => {
-                *outcome = Some(Ok(CopiedImage {
-                    digest: digest.clone(),
-                    already_present: true,
-                    stats: ImageStats::default(),
-                }));
+                *outcome = Some(Ok(present(digest)));
                 for m in &g.members {
                     reporter(&Event::ImageAlreadyPresent {
                         image: m.label.clone(),
@@ -288,7 +215,7 @@ fn tag_collisions(groups: &[Group], resolved: &[Result<Resolved, ImageError>]) -
 async fn lend_present_blobs<D: Destination>(
     destination: &D,
     placements: &BlobPlacements<D>,
-    groups: &[Group<'_>],
+    groups: &[Group],
     resolved: &[Result<Resolved, ImageError>],
 ) {
     let anything_to_copy = resolved.iter().any(|r| matches!(r, Ok(Resolved::Copy(_))));
@@ -312,7 +239,7 @@ async fn lend_present_blobs<D: Destination>(
 fn wanted_blobs<S: Source>(
     source: &S,
     registry: Option<&str>,
-    groups: &[Group<'_>],
+    groups: &[Group],
     resolved: &[Result<Resolved, ImageError>],
 ) -> Vec<WantedBlob> {
     let mut wanted: Vec<WantedBlob> = Vec::new();
@@ -352,7 +279,7 @@ async fn push_group<D: Destination>(
     pushes: &ManifestPushes<D>,
     failed_blobs: &HashMap<Digest, Arc<CopyError>>,
     manifests: &Result<HashMap<Digest, Manifest>, Arc<CopyError>>,
-    g: &Group<'_>,
+    g: &Group,
     r: &Result<Resolved, ImageError>,
 ) -> Outcome {
     let Ok(Resolved::Copy(tree)) = r else {
@@ -395,6 +322,7 @@ async fn push_group<D: Destination>(
                     manifests_pushed,
                     ..Default::default()
                 },
+                referrers: Vec::new(),
             })
             .map_err(|error| ImageError::Push {
                 destination: destination_name.to_string(),
@@ -407,7 +335,7 @@ async fn push_group<D: Destination>(
 /// that needed it there; later ones count it as shared.
 fn charge_blobs<D: Destination>(
     placements: &BlobPlacements<D>,
-    groups: &[Group<'_>],
+    groups: &[Group],
     resolved: &[Result<Resolved, ImageError>],
     outcomes: &mut [Outcome],
 ) {
@@ -434,9 +362,13 @@ fn charge_blobs<D: Destination>(
     }
 }
 
-fn finish(groups: &[Group], outcomes: Vec<Outcome>, totals: Totals, reporter: &Reporter) -> CopyReport {
+fn finish(groups: &[Group], mut outcomes: Vec<Outcome>, totals: Totals, reporter: &Reporter) -> CopyReport {
+    referrer_events(groups, &mut outcomes, reporter);
     let mut images = Vec::new();
     for (g, o) in groups.iter().zip(outcomes) {
+        if g.referrer.is_some() {
+            continue;
+        }
         let o = o.unwrap_or(Err(ImageError::NotAttempted));
         for m in &g.members {
             let relocated = m.destination.to_string();

@@ -79,6 +79,21 @@ pub trait Destination: Send + Sync + 'static {
         manifest: &Manifest,
     ) -> impl Future<Output = Result<Option<Digest>, CopyError>> + Send;
 
+    /// The manifest the selector names, or `None` when there is none.
+    fn find_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> impl Future<Output = Result<Option<Manifest>, CopyError>> + Send;
+
+    /// Whether the destination lists the referrers of `subject` itself (the OCI 1.1
+    /// referrers API), so that no fallback tag is to be written for them.
+    fn lists_referrers(
+        &self,
+        repository: &str,
+        subject: &Digest,
+    ) -> impl Future<Output = Result<bool, CopyError>> + Send;
+
     /// The tree of an image the destination holds (to learn which blobs it can lend).
     fn read_tree(
         &self,

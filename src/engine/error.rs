@@ -188,6 +188,15 @@ pub enum ImageError {
         /// Why.
         error: Arc<CopyError>,
     },
+    /// What refers to it (a signature, an attestation, an SBOM) could not be found or
+    /// copied: the image would arrive without it.
+    #[error("{what}: {error}")]
+    Referrer {
+        /// Which referrer, or the lookup.
+        what: String,
+        /// Why.
+        error: Box<ImageError>,
+    },
     /// Another image failed before anything was pushed, so nothing was.
     #[error("not copied: another image of the bundle failed before any push")]
     NotAttempted,

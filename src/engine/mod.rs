@@ -11,10 +11,12 @@ mod blobs;
 mod copy;
 mod destination;
 mod error;
+mod groups;
 mod job;
 mod kept_manifests;
 mod manifests;
 mod placement;
+mod referrers;
 mod registry_destination;
 mod registry_source;
 mod registry_tree;
@@ -27,10 +29,11 @@ pub use destination::{Destination, Mount};
 pub use error::{BlobProblem, CopyError, ImageError};
 pub use job::ImageJob;
 pub(crate) use manifests::{push_batches, read_batch};
+pub use referrers::{referrer_trees, ReferrerTree};
 pub use registry_destination::RegistryDestination;
 pub use registry_source::RegistrySource;
-pub use report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
-pub use source::{BlobBody, BlobRead, ManifestRead, Source};
+pub use report::{BlobOutcome, CopiedImage, CopiedReferrer, CopyReport, Event, ImageResult, ImageStats, Reporter};
+pub use source::{BlobBody, BlobRead, FoundReferrer, ManifestRead, Source};
 
 #[cfg(test)]
 mod tests;

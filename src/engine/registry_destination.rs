@@ -92,6 +92,22 @@ impl Destination for RegistryDestination {
         Ok(self.registry.put_manifest(repository, selector, manifest).await?)
     }
 
+    async fn find_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> Result<Option<Manifest>, CopyError> {
+        Ok(self.registry.find_manifest(repository, selector).await?)
+    }
+
+    async fn lists_referrers(&self, repository: &str, subject: &Digest) -> Result<bool, CopyError> {
+        // its answers to our pushes tell; else ask the API itself
+        if let Some(known) = self.registry.lists_referrers() {
+            return Ok(known);
+        }
+        Ok(self.registry.referrers(repository, subject).await?.is_some())
+    }
+
     async fn read_tree(&self, repository: &str, selector: &ManifestSelector) -> Result<ImageTree, CopyError> {
         tree_in_registry(&self.registry, repository, selector, |_| {}).await
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::error::ImageError;
+use crate::oci::ReferrerKind;
 use crate::reference::Digest;
 
 /// Progress of a run, for people (progress bars, lines) and machines (`--json`).
@@ -70,6 +71,33 @@ pub enum Event {
         /// What it cost.
         #[serde(flatten)]
         stats: ImageStats,
+    },
+    /// Something that refers to a copied image (a signature, an attestation, an SBOM) was
+    /// copied with it.
+    ReferrerCopied {
+        /// The bundle image it travels with.
+        image: String,
+        /// The manifest it refers to.
+        subject: String,
+        /// What it is.
+        kind: ReferrerKind,
+        /// Its digest.
+        digest: String,
+        /// Where it went.
+        relocated: String,
+    },
+    /// Something that refers to a copied image was in the destination already.
+    ReferrerPresent {
+        /// The bundle image it travels with.
+        image: String,
+        /// The manifest it refers to.
+        subject: String,
+        /// What it is.
+        kind: ReferrerKind,
+        /// Its digest.
+        digest: String,
+        /// Where it is.
+        relocated: String,
     },
     /// An image could not be copied.
     ImageFailed {
@@ -158,6 +186,21 @@ pub struct CopiedImage {
     pub already_present: bool,
     /// What copying it cost.
     pub stats: ImageStats,
+    /// What refers to it (signatures, attestations, SBOMs), in the destination with it.
+    pub referrers: Vec<CopiedReferrer>,
+}
+
+/// A referrer that travelled with an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopiedReferrer {
+    /// What it is.
+    pub kind: ReferrerKind,
+    /// Its digest.
+    pub digest: Digest,
+    /// Where it is in the destination.
+    pub relocated: String,
+    /// Whether it was there before the run.
+    pub already_present: bool,
 }
 
 /// The result of a whole copy.

@@ -10,7 +10,7 @@ use futures_util::Stream;
 
 use super::error::CopyError;
 use super::job::ImageJob;
-use crate::oci::{Descriptor, ImageTree, Manifest, ManifestRef};
+use crate::oci::{Descriptor, ImageTree, Manifest, ManifestRef, ReferrerKind};
 use crate::reference::{Digest, Reference};
 
 /// A blob's bytes as they arrive, unverified (the engine checks digest and size).
@@ -32,6 +32,20 @@ pub struct ManifestRead {
     pub manifest: ManifestRef,
     /// The source reference of an image whose tree holds it.
     pub origin: Reference,
+}
+
+/// Something that refers to a manifest, as a source lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundReferrer {
+    /// The tag it is found under (cosign's `sha256-<hex>.sig`), copied as a tag.
+    pub tag: Option<String>,
+    /// Its digest, when the listing says.
+    pub digest: Option<Digest>,
+    /// What it is.
+    pub kind: ReferrerKind,
+    /// Whether it names the manifest as its `subject` (then a destination without the
+    /// referrers API lists it under the fallback tag).
+    pub names_subject: bool,
 }
 
 /// A place images are read from.
@@ -60,6 +74,14 @@ pub trait Source: Send + Sync {
     where
         F: Fn(BlobRead, BlobBody) -> Fut + Send + Sync,
         Fut: Future<Output = Result<(), CopyError>> + Send + 'static;
+
+    /// What refers to `subject` in the repository of `origin`: manifests naming it as their
+    /// `subject`, and cosign's tags for it.
+    fn referrers(
+        &self,
+        origin: &Reference,
+        subject: &Digest,
+    ) -> impl Future<Output = Result<Vec<FoundReferrer>, CopyError>> + Send;
 
     /// A repository of `registry` holding the job's blobs already, when the image lives on
     /// that registry (so its blobs can be mounted instead of sent).

@@ -141,6 +141,36 @@ impl Source for MemorySource {
         failures
     }
 
+    async fn referrers(&self, origin: &Reference, subject: &Digest) -> Result<Vec<FoundReferrer>, CopyError> {
+        let mut found: Vec<FoundReferrer> = Vec::new();
+        let mut with_subject: Vec<&Manifest> = self
+            .manifests
+            .values()
+            .filter(|m| crate::oci::subject_of(m).ok().flatten().as_ref() == Some(subject))
+            .collect();
+        with_subject.sort_by(|a, b| a.digest.cmp(&b.digest));
+        for m in with_subject {
+            found.push(FoundReferrer {
+                tag: None,
+                digest: Some(m.digest.clone()),
+                kind: crate::oci::ReferrerEntry::of(m)?.kind(),
+                names_subject: true,
+            });
+        }
+        for (suffix, kind) in crate::oci::COSIGN_SUFFIXES {
+            let tag = crate::oci::cosign_tag(subject, suffix);
+            if self.tags.contains_key(&format!("{}:{tag}", origin.name())) {
+                found.push(FoundReferrer {
+                    tag: Some(tag),
+                    digest: None,
+                    kind,
+                    names_subject: false,
+                });
+            }
+        }
+        Ok(found)
+    }
+
     fn repository_on(&self, job: &ImageJob, registry: &str) -> Option<String> {
         (job.source.domain() == registry).then(|| job.source.path().to_string())
     }
@@ -164,6 +194,8 @@ struct MemoryDestination {
     forgets_tags: bool,
     /// How often `manifest_digest` was asked.
     manifest_heads: Mutex<usize>,
+    /// Keeps referrers lists itself (the OCI 1.1 referrers API).
+    lists_referrers: bool,
 }
 
 impl Destination for MemoryDestination {
@@ -292,6 +324,19 @@ impl Destination for MemoryDestination {
             manifests.retain(|(_, s), _| matches!(s, ManifestSelector::Digest(_)));
         }
         Ok(self.confirms_puts.then(|| manifest.digest.clone()))
+    }
+
+    async fn find_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> Result<Option<Manifest>, CopyError> {
+        let manifests = self.manifests.lock().unwrap();
+        Ok(manifests.get(&(repository.to_string(), selector.clone())).cloned())
+    }
+
+    async fn lists_referrers(&self, _repository: &str, _subject: &Digest) -> Result<bool, CopyError> {
+        Ok(self.lists_referrers)
     }
 
     async fn read_tree(&self, _repository: &str, _selector: &ManifestSelector) -> Result<ImageTree, CopyError> {
@@ -559,5 +604,191 @@ async fn a_push_is_verified_by_the_destinations_answer_else_by_asking() {
     assert!(
         failures.len() == 1 && failures[0].contains("after the push the target answers nothing"),
         "{failures:?}"
+    );
+}
+
+/// A source with an image, its cosign signature, an SBOM naming it as subject, and a
+/// signature on the SBOM.
+fn signed_image() -> (MemorySource, Manifest, Manifest, Manifest, Manifest) {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg-app", &["app"]);
+    src.tag("src.example/app:1", &image);
+    let sig = src.image("cfg-sig", &["signature-of-app"]);
+    src.tag(
+        &format!("src.example/app:{}", crate::oci::cosign_tag(&image.digest, "sig")),
+        &sig,
+    );
+    let sbom = referrer(&mut src, "application/spdx+json", &image, "sbom-of-app");
+    let sbom_sig = src.image("cfg-sig2", &["signature-of-sbom"]);
+    src.tag(
+        &format!("src.example/app:{}", crate::oci::cosign_tag(&sbom.digest, "sig")),
+        &sbom_sig,
+    );
+    (src, image, sig, sbom, sbom_sig)
+}
+
+fn referrer(src: &mut MemorySource, artifact_type: &str, subject: &Manifest, content: &str) -> Manifest {
+    let (layer, size) = src.blob(content);
+    let (empty, _) = src.blob("{}");
+    src.manifest(format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"{artifact_type}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"{artifact_type}","digest":"{layer}","size":{size}}}],"subject":{{"mediaType":"{}","digest":"{}","size":{}}},"annotations":{{"org.example":"{content}"}}}}"#,
+        subject.media_type,
+        subject.digest,
+        subject.bytes.len()
+    ))
+}
+
+fn fallback_entries(dst: &MemoryDestination, repository: &str, subject: &Digest) -> Vec<Digest> {
+    let tag = ManifestSelector::Tag(crate::oci::fallback_tag(subject));
+    let manifests = dst.manifests.lock().unwrap();
+    match manifests.get(&(repository.to_string(), tag)) {
+        Some(index) => crate::oci::referrers_in(index)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.digest)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn signatures_and_sboms_travel_with_their_image_level_by_level() {
+    let (src, image, sig, sbom, sbom_sig) = signed_image();
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &[job("src.example/app:1", "memory/app")]).await;
+    assert!(report.succeeded(), "{:?}", report.images);
+    let held = |selector: ManifestSelector| {
+        dst.manifests
+            .lock()
+            .unwrap()
+            .get(&("memory/app".to_string(), selector))
+            .map(|m| m.digest.clone())
+    };
+    let tag = |d: &Digest| ManifestSelector::Tag(crate::oci::cosign_tag(d, "sig"));
+    assert_eq!(
+        held(tag(&image.digest)),
+        Some(sig.digest.clone()),
+        "the image's signature, as a tag"
+    );
+    assert_eq!(
+        held(tag(&sbom.digest)),
+        Some(sbom_sig.digest.clone()),
+        "the SBOM's signature"
+    );
+    assert_eq!(
+        held(ManifestSelector::Digest(sbom.digest.clone())),
+        Some(sbom.digest.clone())
+    );
+    assert_eq!(
+        fallback_entries(&dst, "memory/app", &image.digest),
+        vec![sbom.digest.clone()]
+    );
+    let copied = report.images[0].outcome.as_ref().unwrap();
+    let mut kinds: Vec<(&str, &Digest)> = copied.referrers.iter().map(|r| (r.kind.as_str(), &r.digest)).collect();
+    kinds.sort();
+    assert_eq!(kinds, {
+        let mut want = vec![
+            ("sbom", &sbom.digest),
+            ("signature", &sig.digest),
+            ("signature", &sbom_sig.digest),
+        ];
+        want.sort();
+        want
+    });
+    assert_eq!(report.images.len(), 1, "referrers are not bundle images");
+}
+
+#[tokio::test]
+async fn without_referrers_only_the_image_is_copied() {
+    let (src, image, ..) = signed_image();
+    let dst = Arc::new(MemoryDestination::default());
+    let reporter: Reporter = Arc::new(|_: &Event| {});
+    let options = CopyOptions {
+        referrers: false,
+        ..CopyOptions::default()
+    };
+    let report = copy_images(
+        &src,
+        dst.clone(),
+        &[job("src.example/app:1", "memory/app")],
+        &options,
+        &reporter,
+    )
+    .await;
+    assert!(report.succeeded());
+    let puts = dst.manifest_puts.lock().unwrap().clone();
+    assert_eq!(
+        puts,
+        vec![("memory/app".to_string(), ManifestSelector::Tag("1".into()))]
+    );
+    assert!(fallback_entries(&dst, "memory/app", &image.digest).is_empty());
+}
+
+#[tokio::test]
+async fn a_destination_with_the_referrers_api_gets_no_fallback_tag() {
+    let (src, image, _, sbom, _) = signed_image();
+    let dst = Arc::new(MemoryDestination {
+        lists_referrers: true,
+        ..MemoryDestination::default()
+    });
+    let report = copy(&src, &dst, &[job("src.example/app:1", "memory/app")]).await;
+    assert!(report.succeeded());
+    assert!(dst
+        .manifests
+        .lock()
+        .unwrap()
+        .contains_key(&("memory/app".to_string(), ManifestSelector::Digest(sbom.digest.clone()))));
+    assert!(fallback_entries(&dst, "memory/app", &image.digest).is_empty());
+}
+
+#[tokio::test]
+async fn a_fallback_index_is_merged_and_a_rerun_adds_only_what_is_new() {
+    let (mut src, image, _, sbom, _) = signed_image();
+    let dst = Arc::new(MemoryDestination::default());
+    // an unrelated referrer the destination lists already
+    let mut elsewhere = MemorySource::default();
+    let unrelated = referrer(&mut elsewhere, "application/vnd.example+json", &image, "unrelated");
+    let unrelated_entry = crate::oci::ReferrerEntry::of(&unrelated).unwrap();
+    let existing = crate::oci::merged_fallback_index(None, &[unrelated_entry])
+        .unwrap()
+        .unwrap();
+    let tag = ManifestSelector::Tag(crate::oci::fallback_tag(&image.digest));
+    {
+        let mut held = dst.manifests.lock().unwrap();
+        held.insert(("memory/app".to_string(), tag), existing);
+        held.insert(
+            (
+                "memory/app".to_string(),
+                ManifestSelector::Digest(unrelated.digest.clone()),
+            ),
+            unrelated.clone(),
+        );
+    }
+
+    let pinned = format!("src.example/app:1@{}", image.digest);
+    let report = copy(&src, &dst, &[job(&pinned, "memory/app")]).await;
+    assert!(report.succeeded(), "{:?}", report.images);
+    assert_eq!(
+        fallback_entries(&dst, "memory/app", &image.digest),
+        vec![unrelated.digest.clone(), sbom.digest.clone()]
+    );
+
+    // a new attestation at the source: the re-run copies it though the image is present
+    let att = referrer(&mut src, "application/vnd.in-toto+json", &image, "provenance");
+    let report = copy(&src, &dst, &[job(&pinned, "memory/app")]).await;
+    assert!(report.succeeded(), "{:?}", report.images);
+    let copied = report.images[0].outcome.as_ref().unwrap();
+    assert!(copied.already_present);
+    let new: Vec<&Digest> = copied
+        .referrers
+        .iter()
+        .filter(|r| !r.already_present)
+        .map(|r| &r.digest)
+        .collect();
+    assert_eq!(new, vec![&att.digest]);
+    assert_eq!(
+        fallback_entries(&dst, "memory/app", &image.digest),
+        vec![unrelated.digest.clone(), sbom.digest.clone(), att.digest.clone()],
+        "merged again, nothing twice"
     );
 }

@@ -2,6 +2,7 @@
 //! and the manifest and blob operations of the distribution API.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +91,7 @@ impl Registries {
                     endpoint,
                     open_uploads: std::sync::Mutex::new(HashMap::new()),
                     limiter: Limiter::new(MAX_IN_FLIGHT),
+                    lists_referrers: AtomicU8::new(0),
                 })
             })
             .clone()
@@ -136,6 +138,9 @@ pub struct Registry {
     open_uploads: std::sync::Mutex<HashMap<Url, String>>,
     /// Requests in flight to this registry, lowered while it answers 429.
     limiter: Limiter,
+    /// Whether it keeps a referrers list itself, as its answers to manifests with a
+    /// `subject` told: 0 not known yet, 1 yes (`OCI-Subject`), 2 no.
+    lists_referrers: AtomicU8,
 }
 
 /// When a streamed upload last moved a byte.
@@ -315,7 +320,7 @@ impl Registry {
 
     /// Sends a request built by `build` (called again for every attempt) with authorization,
     /// re-authenticating once on 401 and retrying what may heal.
-    async fn send(
+    pub(super) async fn send(
         &self,
         operation: &str,
         scopes: &[String],
@@ -456,6 +461,25 @@ impl Registry {
     /// GET a manifest, checking its bytes against the digest asked for (or the one the
     /// registry reports when asked by tag).
     pub async fn get_manifest(&self, repository: &str, selector: &ManifestSelector) -> Result<Manifest, RegistryError> {
+        let read = self.read_manifest(repository, selector, false).await?;
+        Ok(read.expect("a missing manifest is an error here"))
+    }
+
+    /// The manifest the selector names, or `None` when the repository has none such.
+    pub async fn find_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+    ) -> Result<Option<Manifest>, RegistryError> {
+        self.read_manifest(repository, selector, true).await
+    }
+
+    async fn read_manifest(
+        &self,
+        repository: &str,
+        selector: &ManifestSelector,
+        missing_is_none: bool,
+    ) -> Result<Option<Manifest>, RegistryError> {
         let op = format!("GET manifest {}", selector.in_repository(repository));
         let path = format!("v2/{repository}/manifests/{selector}");
         let scopes = [repository_scope(repository, false)];
@@ -465,6 +489,9 @@ impl Registry {
                     .header(ACCEPT, ACCEPT_MANIFESTS)
             })
             .await?;
+        if missing_is_none && response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         let response = self.expect_success(&op, response, &[StatusCode::OK]).await?;
         let content_type = header_str(response.headers(), CONTENT_TYPE);
         let reported = header_str(response.headers(), "docker-content-digest").and_then(|d| d.parse::<Digest>().ok());
@@ -479,11 +506,13 @@ impl Registry {
             ManifestSelector::Digest(d) => Some(d.clone()),
             ManifestSelector::Tag(_) => reported,
         };
-        Manifest::new(bytes, content_type.as_deref(), expected.as_ref()).map_err(|e| RegistryError::Manifest {
-            registry: self.domain.clone(),
-            operation: op,
-            source: Box::new(e),
-        })
+        Manifest::new(bytes, content_type.as_deref(), expected.as_ref())
+            .map(Some)
+            .map_err(|e| RegistryError::Manifest {
+                registry: self.domain.clone(),
+                operation: op,
+                source: Box::new(e),
+            })
     }
 
     /// The digest a manifest has in the repository, or `None` when it is not there.
@@ -535,6 +564,13 @@ impl Registry {
         let response = self
             .expect_success(&op, response, &[StatusCode::CREATED, StatusCode::OK])
             .await?;
+        if response.headers().contains_key("oci-subject") {
+            self.lists_referrers.store(1, Ordering::Relaxed);
+        } else if has_subject(manifest) {
+            let _ = self
+                .lists_referrers
+                .compare_exchange(0, 2, Ordering::Relaxed, Ordering::Relaxed);
+        }
         match header_str(response.headers(), "docker-content-digest") {
             Some(d) if d == manifest.digest.to_string() => Ok(Some(manifest.digest.clone())),
             Some(d) => Err(self.protocol(format!(
@@ -542,6 +578,16 @@ impl Registry {
                 manifest.digest
             ))),
             None => Ok(None),
+        }
+    }
+
+    /// Whether the registry keeps referrers lists itself (the OCI 1.1 API), as far as its
+    /// answers to manifests with a `subject` told; `None` before any such answer.
+    pub fn lists_referrers(&self) -> Option<bool> {
+        match self.lists_referrers.load(Ordering::Relaxed) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
         }
     }
 
@@ -764,7 +810,12 @@ impl Registry {
             .map_err(|e| self.protocol(format!("{op}: bad Location {location}: {e}")))
     }
 
-    async fn expect_success(&self, op: &str, response: Response, ok: &[StatusCode]) -> Result<Response, RegistryError> {
+    pub(super) async fn expect_success(
+        &self,
+        op: &str,
+        response: Response,
+        ok: &[StatusCode],
+    ) -> Result<Response, RegistryError> {
         let status = response.status();
         if ok.contains(&status) || (ok.is_empty() && status.is_success()) {
             return Ok(response);
@@ -783,7 +834,7 @@ impl Registry {
         })
     }
 
-    fn transport(&self, op: &str, e: &reqwest::Error) -> RegistryError {
+    pub(super) fn transport(&self, op: &str, e: &reqwest::Error) -> RegistryError {
         RegistryError::Transport {
             registry: self.domain.clone(),
             operation: op.to_string(),
@@ -801,12 +852,18 @@ impl Registry {
         }
     }
 
-    fn protocol(&self, detail: String) -> RegistryError {
+    pub(super) fn protocol(&self, detail: String) -> RegistryError {
         RegistryError::Protocol {
             registry: self.domain.clone(),
             detail,
         }
     }
+}
+
+/// Whether a manifest names a `subject` (checked on its bytes: most manifests have none).
+fn has_subject(manifest: &Manifest) -> bool {
+    manifest.bytes.windows(9).any(|w| w == b"\"subject\"")
+        && crate::oci::subject_of(manifest).is_ok_and(|s| s.is_some())
 }
 
 /// What the user can do about a status the registry answered.

@@ -7,6 +7,7 @@ mod client;
 mod credentials;
 mod error;
 mod limiter;
+mod listing;
 mod response;
 mod retry;
 mod tls;

@@ -5,6 +5,8 @@ pub mod archive;
 pub mod fixtures;
 pub mod proxy;
 pub mod recorder;
+pub mod referrers;
+pub mod referrers_front;
 pub mod registry;
 pub mod thick;
 pub mod token_server;
