@@ -75,6 +75,10 @@ pub enum Error {
         /// Why.
         error: Arc<CopyError>,
     },
+    /// Options that do not fit the bundle, found once it was read (such as source credentials
+    /// for a bundle whose images come from several registries); nothing was contacted.
+    #[error("{0}")]
+    Usage(String),
     /// Every image was copied (and the mapping written, if asked for), but writing the output
     /// bundle failed.
     #[error("every image was copied, but the output bundle {path} could not be written: {source}")]

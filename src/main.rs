@@ -1,17 +1,22 @@
 //! The `cnab-relocate` command line: argument parsing, output and exit codes. The work is in
 //! the library.
 
+mod creds;
 mod output;
 mod terminal;
+mod usage;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use cnab_relocate::bundle::BundleFormat;
 use cnab_relocate::engine::CopyOptions;
-use cnab_relocate::registry::{RegistryOptions, RetryPolicy};
+use cnab_relocate::mapping::RepositoryPrefix;
+use cnab_relocate::registry::{CredentialOptions, RegistryOptions, RetryPolicy};
 use cnab_relocate::{CopyReport, Error, Event, Export, PlannedRelocation, RelocateOptions, Relocation};
+use creds::Creds;
 use output::{human_bytes, Mode, Output};
 
 const AFTER_HELP: &str = "\
@@ -31,8 +36,10 @@ Each image goes to PREFIX/<original path, '/' replaced by '-'>-<md5 of the origi
 keeping its tag and digest: with -p example.com/user, technosophos/helloworld:0.1.0 becomes
 example.com/user/technosophos-helloworld-6731e0d41b7fd5a24e14c853af93bd81:0.1.0.
 
-Registry credentials come from Docker's config.json ($DOCKER_CONFIG or ~/.docker/config.json),
-as written by `docker login`.
+Registry credentials, first found wins (skopeo's order): --dest-creds / --src-creds; else the
+--authfile (or $REGISTRY_AUTH_FILE) alone; else $XDG_RUNTIME_DIR/containers/auth.json,
+~/.config/containers/auth.json (podman/skopeo login), then Docker's config.json
+($DOCKER_CONFIG or ~/.docker/config.json, docker login).
 
 Exit status: 0 success, 1 relocation failed (no mapping written), 2 usage or input error.";
 
@@ -128,6 +135,16 @@ struct RelocateArgs {
     #[arg(long)]
     dry_run: bool,
 
+    /// Accepted for scripts written for `duffle relocate`; has no effect (BUNDLE is always a
+    /// file, thin or thick by its content).
+    #[arg(short = 'f', long)]
+    bundle_is_file: bool,
+
+    /// Credentials for the target registry, instead of any credential file. Without
+    /// :PASSWORD, see --password-stdin.
+    #[arg(long, value_name = "USER[:PASSWORD]", value_parser = creds::parse)]
+    dest_creds: Option<Creds>,
+
     #[command(flatten)]
     registry: RegistryArgs,
 
@@ -185,10 +202,28 @@ struct RegistryArgs {
     /// again; the default rides out an outage of half a minute.
     #[arg(long, value_name = "N", default_value_t = 9, value_parser = clap::value_parser!(u32).range(0..=100))]
     retry_times: u32,
+
+    /// Registry credentials in containers-auth.json form (as podman, skopeo and buildah write
+    /// them); when given, no other credential file is read.
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    authfile: Option<PathBuf>,
+
+    /// Credentials for the registries images are read from (a thin bundle's; one registry),
+    /// instead of any credential file. Without :PASSWORD, see --password-stdin.
+    #[arg(long, value_name = "USER[:PASSWORD]", value_parser = creds::parse)]
+    src_creds: Option<Creds>,
+
+    /// Read the password of --dest-creds or --src-creds USER (the one without a password)
+    /// from standard input, up to its end, a trailing newline dropped.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         Some(Command::Map {
             repository_prefix,
@@ -197,6 +232,37 @@ fn main() -> ExitCode {
         Some(Command::Export(args)) => run_export(args),
         None => run_relocate(cli.relocate),
     }
+}
+
+/// The command line, or the exit code of a usage error already reported. A mistyped
+/// subcommand and a second BUNDLE are said plainly (clap would speak of conflicts).
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = Cli::try_parse_from(&args);
+    let relocating = match &parsed {
+        Ok(cli) => cli.command.is_none(),
+        Err(e) => !matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ),
+    };
+    if relocating {
+        let command = Cli::command();
+        if let Some(mistake) = usage::mistake(&command, args.get(1..).unwrap_or_default()) {
+            eprintln!(
+                "error: {}\n\n{}\n\nFor more information, try '--help'.",
+                terminal::escape_controls(&mistake.to_string()),
+                command.clone().render_usage()
+            );
+            return Err(ExitCode::from(2));
+        }
+    }
+    parsed.map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
 }
 
 fn init_logging(quiet: bool, verbose: u8) {
@@ -218,7 +284,21 @@ fn init_logging(quiet: bool, verbose: u8) {
         .init();
 }
 
+/// The warning for a prefix without a registry host: it means Docker Hub, as in duffle.
+fn hub_warning(prefix: &RepositoryPrefix) -> Option<String> {
+    (!prefix.names_registry()).then(|| {
+        format!(
+            "warning: the prefix {prefix} names no registry host, so it means {} (Docker Hub), as in duffle; \
+             begin it with a host (e.g. registry.example.com/{prefix}) to use another registry",
+            prefix.normalized()
+        )
+    })
+}
+
 fn run_map(prefix: &str, references: &[String]) -> ExitCode {
+    if let Some(warning) = prefix.parse().ok().as_ref().and_then(hub_warning) {
+        eprintln!("{}", terminal::escape_controls(&warning));
+    }
     match cnab_relocate::map_references(prefix, references) {
         Ok(mapped) => {
             let mut out = std::io::stdout().lock();
@@ -247,13 +327,34 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         _ => Mode::Human,
     };
     let out = Output::new(mode);
+    let destination = args
+        .repository_prefix
+        .as_deref()
+        .and_then(|p| p.parse::<RepositoryPrefix>().ok())
+        .map(|p| p.registry());
+    let given = creds::Given {
+        authfile: args.registry.authfile.as_ref(),
+        src: args.registry.src_creds.as_ref(),
+        dest: args.dest_creds.as_ref(),
+        destination,
+        password_stdin: args.registry.password_stdin,
+    };
+    let credentials = match creds::options(given, std::io::stdin().lock()) {
+        Ok(c) => c,
+        Err(message) => return usage_error(&message),
+    };
     let mut relocation = Relocation::new(&bundle)
         .prefix(
             args.repository_prefix
                 .clone()
                 .expect("clap requires --repository-prefix"),
         )
-        .options(relocate_options(&args))
+        .options(options(
+            &args.registry,
+            args.concurrency,
+            !args.no_referrers,
+            credentials,
+        ))
         .on_event({
             let out = out.clone();
             move |e: &Event| out.event(e)
@@ -270,6 +371,25 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    let mut warnings: Vec<String> = hub_warning(&planned.plan().prefix).into_iter().collect();
+    if args.registry.src_creds.is_some() {
+        let checked = match planned.format() {
+            BundleFormat::Thick => Ok(Some(
+                "--src-creds is not used: a thick bundle's images are read from the archive".to_string(),
+            )),
+            BundleFormat::Thin => creds::check_sources(
+                Some(&planned.plan().prefix.registry()),
+                planned.plan().images.iter().map(|i| i.original.domain()),
+            ),
+        };
+        match checked {
+            Ok(warning) => warnings.extend(warning.map(|w| format!("warning: {w}"))),
+            Err(message) => return usage_error(&message),
+        }
+    }
+    for warning in warnings.iter().filter(|_| !args.say.quiet) {
+        eprintln!("{}", terminal::escape_controls(warning));
+    }
     if args.dry_run {
         if !args.no_referrers && !args.say.quiet {
             eprintln!(
@@ -333,11 +453,12 @@ async fn interrupted() -> i32 {
     }
 }
 
-fn relocate_options(args: &RelocateArgs) -> RelocateOptions {
-    options(&args.registry, args.concurrency, !args.no_referrers)
-}
-
-fn options(registry: &RegistryArgs, concurrency: u16, referrers: bool) -> RelocateOptions {
+fn options(
+    registry: &RegistryArgs,
+    concurrency: u16,
+    referrers: bool,
+    credentials: CredentialOptions,
+) -> RelocateOptions {
     let retry = RetryPolicy {
         max_attempts: registry.retry_times + 1,
         ..Default::default()
@@ -349,6 +470,8 @@ fn options(registry: &RegistryArgs, concurrency: u16, referrers: bool) -> Reloca
             insecure_registries: registry.insecure_registry.clone(),
             timeout: Some(std::time::Duration::from_secs(registry.timeout)),
             retry: retry.clone(),
+            credentials,
+            certs_dirs: certs_dirs(),
         },
         copy: CopyOptions {
             concurrency: usize::from(concurrency),
@@ -357,6 +480,16 @@ fn options(registry: &RegistryArgs, concurrency: u16, referrers: bool) -> Reloca
             ..CopyOptions::default()
         },
     }
+}
+
+/// `CNAB_RELOCATE_CERTS_D`: the per-registry certificate folders, `:`-separated, instead of
+/// skopeo's (empty: none); for tests and unusual set-ups.
+fn certs_dirs() -> Option<Vec<PathBuf>> {
+    std::env::var_os("CNAB_RELOCATE_CERTS_D").map(|dirs| {
+        std::env::split_paths(&dirs)
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect()
+    })
 }
 
 fn run_export(args: ExportArgs) -> ExitCode {
@@ -368,9 +501,25 @@ fn run_export(args: ExportArgs) -> ExitCode {
         }
     };
     let started = std::time::Instant::now();
+    let given = creds::Given {
+        authfile: args.registry.authfile.as_ref(),
+        src: args.registry.src_creds.as_ref(),
+        dest: None,
+        destination: None,
+        password_stdin: args.registry.password_stdin,
+    };
+    let credentials = match creds::options(given, std::io::stdin().lock()) {
+        Ok(c) => c,
+        Err(message) => return usage_error(&message),
+    };
     let export = Export::new(&args.bundle, &args.output)
         .replace_existing(args.force)
-        .options(options(&args.registry, args.concurrency, !args.no_referrers));
+        .options(options(
+            &args.registry,
+            args.concurrency,
+            !args.no_referrers,
+            credentials,
+        ));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -379,6 +528,12 @@ fn run_export(args: ExportArgs) -> ExitCode {
         }
     };
     let outcome = export.plan().and_then(|planned| {
+        if args.registry.src_creds.is_some() {
+            match creds::check_sources(None, planned.images().iter().map(|i| i.reference.domain())) {
+                Ok(warning) => warning.into_iter().for_each(|w| say(format!("warning: {w}"))),
+                Err(message) => return Err(Error::Usage(message)),
+            }
+        }
         for w in planned.duffle_warnings() {
             if !json {
                 eprintln!("warning: {w}");
@@ -445,6 +600,12 @@ fn run_export(args: ExportArgs) -> ExitCode {
             fail(&e)
         }
     }
+}
+
+/// A usage error found after parsing (exit 2).
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {}", terminal::escape_controls(message));
+    ExitCode::from(2)
 }
 
 fn fail(e: &Error) -> ExitCode {

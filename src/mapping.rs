@@ -47,13 +47,36 @@ impl RepositoryPrefix {
         &self.0
     }
 
-    /// Length of the prefix once normalised as the front of a name (`docker.io/` added when
-    /// it has no host, `library/` when it is only `docker.io`).
-    fn normalized_len(&self) -> usize {
+    /// Whether the prefix starts with a registry host; one without (`smith/apps`) means
+    /// Docker Hub, as in duffle.
+    pub fn names_registry(&self) -> bool {
+        looks_like_domain(self.0.split('/').next().unwrap_or_default())
+    }
+
+    /// The prefix as the front of a name: `docker.io/` added when it has no host
+    /// (`smith/apps` → `docker.io/smith/apps`), `library/` when it is only `docker.io`.
+    pub fn normalized(&self) -> String {
         match Reference::parse_normalized(&format!("{}/x", self.0)) {
-            Ok(r) => r.name().len() - 2,
-            Err(_) => self.0.len(),
+            Ok(r) => {
+                let name = r.name();
+                name[..name.len() - 2].to_string()
+            }
+            Err(_) => self.0.clone(),
         }
+    }
+
+    /// The registry the images go to, as references name it (`docker.io` for a prefix
+    /// without a host).
+    pub fn registry(&self) -> String {
+        match Reference::parse_normalized(&format!("{}/x", self.0)) {
+            Ok(r) => r.domain().to_string(),
+            Err(_) => self.0.split('/').next().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// Length of the prefix once normalised as the front of a name.
+    fn normalized_len(&self) -> usize {
+        self.normalized().len()
     }
 }
 
@@ -81,6 +104,17 @@ impl FromStr for RepositoryPrefix {
         }
         if prefix.starts_with('/') {
             return Err(bad("it must start with a registry host or a path, not '/'".into()));
+        }
+        if let Some((scheme, _)) = prefix.split_once("://") {
+            let rest = &prefix[scheme.len() + 3..];
+            let example = if rest.is_empty() {
+                "registry.example.com/team"
+            } else {
+                rest
+            };
+            return Err(bad(format!(
+                "drop the scheme \"{scheme}://\": a prefix is a registry host and path, such as {example}"
+            )));
         }
         if prefix.contains("//") {
             return Err(bad("it must not contain \"//\"".into()));
@@ -239,6 +273,8 @@ mod tests {
             ("[::1]:5000/user", "IPv6"),
             ("example.com/User", "lower case"),
             ("example.com/a..b", "separator"),
+            ("https://registry.example.com/x", "drop the scheme \"https://\""),
+            ("http://localhost:5000", "such as localhost:5000"),
         ];
         for (p, needle) in cases {
             let e = p.parse::<RepositoryPrefix>().expect_err(p).to_string();
@@ -257,6 +293,28 @@ mod tests {
             map("docker.io", "istio/proxyv2"),
             "docker.io/library/istio-proxyv2-f93a2cacc6cafa0474a2d6990a4dd1a0"
         );
+    }
+
+    #[test]
+    fn the_registry_a_prefix_names() {
+        for (p, names, registry, normalized) in [
+            ("smith/apps", false, "docker.io", "docker.io/smith/apps"),
+            ("myuser", false, "docker.io", "docker.io/myuser"),
+            ("docker.io", true, "docker.io", "docker.io/library"),
+            ("localhost:5000/a", true, "localhost:5000", "localhost:5000/a"),
+            ("example.com", true, "example.com", "example.com"),
+            (
+                "Registry.Example.com/team",
+                true,
+                "Registry.Example.com",
+                "Registry.Example.com/team",
+            ),
+        ] {
+            let p = prefix(p);
+            assert_eq!(p.names_registry(), names, "{p}");
+            assert_eq!(p.registry(), registry, "{p}");
+            assert_eq!(p.normalized(), normalized, "{p}");
+        }
     }
 
     #[test]

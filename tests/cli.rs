@@ -603,3 +603,140 @@ fn no_colours_on_a_terminal_when_no_color_is_set_nor_in_logs() {
         "no escape sequence at all before any transfer: {seen:?}"
     );
 }
+
+#[test]
+fn a_bundle_json_with_a_byte_order_mark_is_read_thin_and_thick() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut json = b"\xEF\xBB\xBF".to_vec();
+    json.extend_from_slice(HELLO_BUNDLE_JSON.as_bytes());
+    let thin = write_temp(dir.path(), "thin.json", &json);
+    let mut entries = vec![Entry::File("bundle.json", json.clone())];
+    entries.extend(hello_layout("artifacts/layout/"));
+    let thick = write_temp(dir.path(), "thick.tgz", &tgz(&entries));
+    for p in [&thin, &thick] {
+        let o = dry_run(p);
+        assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+        assert!(String::from_utf8(o.stdout).unwrap().contains("library-hello-world-"));
+    }
+}
+
+#[test]
+fn duffles_bundle_is_file_flag_is_accepted() {
+    let b = testdata(DUFFLE_BUNDLE);
+    let want = std::fs::read(testdata("conformance/duffle-relocate/relmap.json")).unwrap();
+    for flag in ["-f", "--bundle-is-file"] {
+        let o = run(&[b.to_str().unwrap(), flag, "-p", "example.com/user", "--dry-run"]);
+        assert!(o.status.success(), "{flag}: {}", stderr(&o));
+        assert_eq!(o.stdout, want, "{flag}");
+    }
+}
+
+#[test]
+fn a_prefix_with_a_scheme_is_refused_saying_to_drop_it() {
+    let b = testdata(DUFFLE_BUNDLE);
+    expect_input_error(
+        &[b.to_str().unwrap(), "-p", "https://registry.example.com/x"],
+        &["drop the scheme", "registry.example.com/x"],
+    );
+    let o = run(&["map", "-p", "http://localhost:5000/x", "ubuntu"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("drop the scheme"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_prefix_without_a_host_means_docker_hub_and_says_so() {
+    let b = testdata(DUFFLE_BUNDLE);
+    let o = run(&[b.to_str().unwrap(), "-p", "smith/apps", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\"docker.io/smith/apps/"),
+        "duffle's meaning is kept"
+    );
+    assert!(stderr(&o).contains("warning:"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("docker.io/smith/apps"), "{}", stderr(&o));
+    let o = run(&["map", "-p", "smith/apps", "ubuntu"]);
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("docker.io/smith/apps"), "{}", stderr(&o));
+    let o = run(&[b.to_str().unwrap(), "-p", "registry.example.com/smith", "--dry-run"]);
+    assert!(
+        !stderr(&o).contains("warning") && !stderr(&o).contains("docker.io"),
+        "no warning with a host: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_mistyped_subcommand_gets_a_suggestion_and_two_bundles_a_plain_message() {
+    for (args, want) in [
+        (
+            &["exprot", "forge.json", "-o", "forge.tgz"][..],
+            "did you mean 'export'?",
+        ),
+        (&["mapp", "-p", "example.com/u", "ubuntu"][..], "did you mean 'map'?"),
+        (&["exprot"][..], "did you mean 'export'?"),
+        (
+            &["a.json", "-p", "example.com/u", "b.json", "-m", "r.json"][..],
+            "one bundle at a time: got 2 (a.json, b.json)",
+        ),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("cannot be used with"), "no clap internals: {err}");
+        assert!(err.contains("Usage:"), "{err}");
+    }
+    // a bundle file that happens to be named like a typo is a bundle
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(testdata(DUFFLE_BUNDLE), dir.path().join("mapp")).unwrap();
+    let o = bin()
+        .current_dir(dir.path())
+        .args(["mapp", "-p", "example.com/u", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_errors_never_repeat_a_password() {
+    let b = testdata(DUFFLE_BUNDLE);
+    let b = b.to_str().unwrap();
+    for args in [
+        &[b, "-p", "example.com/u", "-m", "r.json", "--dest-creds", ":s3cret-pw"][..],
+        &[
+            b,
+            "-p",
+            "example.com/u",
+            "-m",
+            "r.json",
+            "--dest-cred",
+            "user:s3cret-pw",
+        ][..],
+        &[
+            b,
+            "-p",
+            "example.com/u",
+            "-m",
+            "r.json",
+            "--src-creds",
+            "user:s3cret-pw",
+            "--dest-creds",
+        ][..],
+        &["export", b, "-o", "x.tgz", "--src-creds", ":s3cret-pw"][..],
+        &[
+            b,
+            "-p",
+            "example.com/u",
+            "-m",
+            "r.json",
+            "--dest-creds",
+            "user",
+            "s3cret-pw",
+        ][..],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("s3cret-pw"), "{args:?}: {}", stderr(&o));
+        assert!(!String::from_utf8_lossy(&o.stdout).contains("s3cret-pw"));
+    }
+}

@@ -9,4 +9,4 @@ mod open;
 pub use error::BundleError;
 pub use images::{select_images, BundleImageRef};
 pub use model::{Bundle, BundleImage};
-pub use open::{open_bundle, open_bundle_once, parse_bundle_json, BundleFormat, OpenedBundle};
+pub use open::{open_bundle, open_bundle_once, parse_bundle_json, without_bom, BundleFormat, OpenedBundle};

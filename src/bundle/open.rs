@@ -100,8 +100,16 @@ fn open(path: &Path, once: bool) -> Result<OpenedBundle, BundleError> {
     })
 }
 
-/// Parses `bundle.json` bytes; errors carry line and column.
+/// `json` without a leading UTF-8 byte order mark (editors on Windows write one; JSON
+/// parsers refuse it).
+pub fn without_bom(json: &[u8]) -> &[u8] {
+    json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json)
+}
+
+/// Parses `bundle.json` bytes (a leading UTF-8 byte order mark is skipped); errors carry line
+/// and column.
 pub fn parse_bundle_json(path: &Path, json: &[u8]) -> Result<Bundle, BundleError> {
+    let json = without_bom(json);
     let first = json.iter().copied().find(|b| !b.is_ascii_whitespace());
     if let Some(first) = first.filter(|b| *b != b'{' && !b.is_ascii_graphic()) {
         return Err(BundleError::NotJson {

@@ -43,12 +43,13 @@ pub struct RelocatedImage {
 /// The relocated `bundle.json` from the original's bytes and, keyed by each image's raw
 /// `image` string, where it went. Only `invocationImages[].image` and `images.<key>.image`
 /// found in `relocated` change (with their `contentDigest`, added or replaced); everything
-/// else keeps its value. Fails only when `original` is not JSON `serde_json` can hold.
+/// else keeps its value (a leading byte order mark is dropped). Fails only when `original` is
+/// not JSON `serde_json` can hold.
 pub fn relocated_bundle_json(
     original: &[u8],
     relocated: &BTreeMap<String, RelocatedImage>,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let mut bundle: Value = serde_json::from_slice(original)?;
+    let mut bundle: Value = serde_json::from_slice(crate::bundle::without_bom(original))?;
     if let Value::Object(top) = &mut bundle {
         if let Some(Value::Array(invocation)) = top.get_mut("invocationImages") {
             invocation.iter_mut().for_each(|entry| relocate_entry(entry, relocated));
@@ -290,6 +291,13 @@ mod tests {
             out["images"]["web"]["mediaType"],
             "application/vnd.oci.image.index.v1+json"
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped() {
+        let with_bom = format!("\u{feff}{BUNDLE}");
+        let out = relocate(&with_bom, &[("web:1", "reg/p/w:1", D2)]);
+        assert_eq!(out["images"]["web"]["image"], "reg/p/w:1");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, StatusCode};
 use tokio::sync::{Mutex, RwLock};
 
-use super::credentials::Credential;
+use super::credentials::{Credential, RegistryCredentials};
 use super::error::RegistryError;
 use super::response::{error_chain, error_message, is_retryable_error, read_at_most};
 
@@ -138,7 +138,7 @@ impl TokenRealmPolicy {
 pub(crate) struct Authenticator {
     registry: String,
     realms: TokenRealmPolicy,
-    credential: Option<Credential>,
+    credentials: RegistryCredentials,
     challenge: RwLock<Challenge>,
     /// One slot per scope set, each with its own lock: concurrent requests for one scope set
     /// share one token fetch, and different scope sets do not wait for each other.
@@ -160,7 +160,7 @@ impl Authenticator {
     pub(crate) fn new(
         registry: String,
         realms: TokenRealmPolicy,
-        credential: Option<Credential>,
+        credentials: RegistryCredentials,
         challenge: Challenge,
         http: reqwest::Client,
         retry: RetryPolicy,
@@ -168,12 +168,24 @@ impl Authenticator {
         Authenticator {
             registry,
             realms,
-            credential,
+            credentials,
             challenge: RwLock::new(challenge),
             tokens: std::sync::Mutex::new(HashMap::new()),
             http,
             retry,
         }
+    }
+
+    /// The credential for a request with `scopes`: that of the first scope's repository (the
+    /// one written to, when there are several), as an auth file may hold credentials per
+    /// repository or namespace.
+    fn credential(&self, scopes: &[String]) -> Option<&Credential> {
+        let repository = scopes
+            .first()
+            .and_then(|s| s.strip_prefix("repository:"))
+            .and_then(|s| s.rsplit_once(':'))
+            .map_or("", |(name, _)| name);
+        self.credentials.for_repository(repository)
     }
 
     /// Adds the `Authorization` the registry wants for `scopes` to `request`.
@@ -185,7 +197,7 @@ impl Authenticator {
         let challenge = self.challenge.read().await.clone();
         Ok(match challenge {
             Challenge::Anonymous => request,
-            Challenge::Basic => match &self.credential {
+            Challenge::Basic => match self.credential(scopes) {
                 Some(Credential::Basic { username, password }) => request.basic_auth(username, Some(password)),
                 _ => request,
             },
@@ -200,12 +212,12 @@ impl Authenticator {
     /// so the next [`authorize`](Self::authorize) fetches a fresh one (once; a second 401 is final).
     pub(crate) async fn unauthorized(&self, headers: &HeaderMap, scopes: &[String]) -> Result<(), RegistryError> {
         let challenge = Challenge::from_headers(headers).unwrap_or(Challenge::Basic);
-        if matches!(challenge, Challenge::Basic) && !matches!(self.credential, Some(Credential::Basic { .. })) {
+        if matches!(challenge, Challenge::Basic) && !matches!(self.credential(scopes), Some(Credential::Basic { .. })) {
             return Err(RegistryError::Auth {
                 registry: self.registry.clone(),
                 detail: format!(
                     "the registry requires a user name and password and none is configured for it \
-                     (run `docker login {}` or add it to config.json)",
+                     (give --dest-creds or --src-creds, an --authfile, or run `docker login {}`)",
                     self.registry
                 ),
             });
@@ -235,7 +247,12 @@ impl Authenticator {
         let mut all: BTreeSet<&str> = scopes.iter().map(String::as_str).collect();
         all.extend(extra_scope);
         let (token, lifetime) = self
-            .fetch_token(realm, service, &all.into_iter().collect::<Vec<_>>())
+            .fetch_token(
+                realm,
+                service,
+                &all.into_iter().collect::<Vec<_>>(),
+                self.credential(scopes),
+            )
             .await?;
         // renew a little early so a token does not expire in flight
         let margin = Duration::from_secs(10).min(lifetime / 2);
@@ -256,18 +273,20 @@ impl Authenticator {
             .clone()
     }
 
-    /// Asks the token service for a token and its lifetime, retrying what may heal.
+    /// Asks the token service for a token and its lifetime with `credential`, retrying what
+    /// may heal.
     async fn fetch_token(
         &self,
         realm: &str,
         service: Option<&str>,
         scopes: &[&str],
+        credential: Option<&Credential>,
     ) -> Result<(String, Duration), RegistryError> {
         let auth_err = |detail: String| RegistryError::Auth {
             registry: self.registry.clone(),
             detail,
         };
-        if self.credential.is_some() && !self.realms.allows(realm) {
+        if credential.is_some() && !self.realms.allows(realm) {
             return Err(auth_err(format!(
                 "refusing to send the credentials for {} to the token service {realm}: credentials go only over \
                  HTTPS, or over plain HTTP to the registry's own host when it may be spoken to so",
@@ -276,7 +295,7 @@ impl Authenticator {
         }
         let mut attempt = 0;
         loop {
-            let request = match &self.credential {
+            let request = match credential {
                 Some(Credential::IdentityToken(refresh)) => {
                     let mut form: Vec<(&str, &str)> = vec![
                         ("grant_type", "refresh_token"),
@@ -323,12 +342,13 @@ impl Authenticator {
             }
             if !status.is_success() {
                 let body = error_message(response).await;
-                let hint = match (status, &self.credential) {
+                let hint = match (status, credential) {
                     (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, None) => {
-                        " (no credentials are configured for this registry; run `docker login`)"
+                        " (no credentials are configured for this registry: give --dest-creds or --src-creds, an \
+                         --authfile, or run `docker login`)"
                     }
                     (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, Some(_)) => {
-                        " (the configured credentials were refused; check config.json or run `docker login` again)"
+                        " (the configured credentials were refused; check them, or run `docker login` again)"
                     }
                     _ => "",
                 };

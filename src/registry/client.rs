@@ -17,6 +17,7 @@ use super::error::RegistryError;
 use super::limiter::Limiter;
 use super::response::{error_chain, error_message, header_str, is_retryable_error, read_at_most};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
+use super::tls::Trust;
 use super::transport::{api_host, host_without_port, RegistryOptions, SchemePolicy};
 use crate::limits::MAX_MANIFEST_SIZE;
 use crate::oci::{Manifest, ACCEPT_MANIFESTS};
@@ -25,6 +26,9 @@ use crate::reference::{Digest, ManifestSelector};
 /// Every registry a run talks to, each set up once (ping, credentials, tokens).
 pub struct Registries {
     options: RegistryOptions,
+    credentials: Arc<credentials::CredentialOptions>,
+    /// The system's roots and the `--ca-cert-path` certificates.
+    trust: Trust,
     http: reqwest::Client,
     upload_http: reqwest::Client,
     hosts: std::sync::Mutex<HashMap<String, Arc<Registry>>>,
@@ -33,9 +37,12 @@ pub struct Registries {
 impl Registries {
     /// Builds the shared HTTP client; no registry is contacted until it is first used.
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
-        let http = options.http_client()?;
-        let upload_http = options.upload_client()?;
+        let trust = options.trust()?;
+        let http = options.http_client(&trust)?;
+        let upload_http = options.upload_client(&trust)?;
         Ok(Registries {
+            trust,
+            credentials: Arc::new(options.credentials.clone()),
             options,
             http,
             upload_http,
@@ -61,21 +68,49 @@ impl Registries {
         hosts
             .entry(domain.to_string())
             .or_insert_with(|| {
+                // a registry with its own certs.d folder gets clients trusting those too; one
+                // whose certificates cannot be read fails when first used
+                let (http, upload_http, endpoint) = match self.clients_for(domain) {
+                    Ok(Some((http, upload))) => (http, upload, OnceCell::new()),
+                    Ok(None) => (self.http.clone(), self.upload_http.clone(), OnceCell::new()),
+                    Err(e) => (
+                        self.http.clone(),
+                        self.upload_http.clone(),
+                        OnceCell::new_with(Some(Err(e))),
+                    ),
+                };
                 Arc::new(Registry {
                     domain: domain.to_string(),
                     host: api_host(domain).to_string(),
                     policy: self.options.scheme_policy(api_host(domain)),
-                    http: self.http.clone(),
-                    upload_http: self.upload_http.clone(),
+                    credentials: self.credentials.clone(),
+                    http,
+                    upload_http,
                     timeout: self.options.timeout(),
                     retry: self.options.retry.clone(),
-                    endpoint: OnceCell::new(),
+                    endpoint,
                     open_uploads: std::sync::Mutex::new(HashMap::new()),
                     limiter: Limiter::new(MAX_IN_FLIGHT),
                     lists_referrers: AtomicU8::new(0),
                 })
             })
             .clone()
+    }
+
+    /// Clients for `domain` when its `certs.d` folder holds certificates.
+    fn clients_for(&self, domain: &str) -> Result<Option<(reqwest::Client, reqwest::Client)>, RegistryError> {
+        if self.options.skip_tls_verify {
+            return Ok(None);
+        }
+        let certs = self.options.registry_certificates(domain)?;
+        if certs.is_empty() {
+            return Ok(None);
+        }
+        let trust = self.trust.with(certs);
+        Ok(Some((
+            self.options.http_client(&trust)?,
+            self.options.upload_client(&trust)?,
+        )))
     }
 }
 
@@ -90,6 +125,8 @@ pub struct Registry {
     domain: String,
     host: String,
     policy: SchemePolicy,
+    /// Where this registry's credentials are looked up (once, at first contact).
+    credentials: Arc<credentials::CredentialOptions>,
     http: reqwest::Client,
     /// For streamed uploads, which are watched by their progress rather than a read timeout.
     upload_http: reqwest::Client,
@@ -181,9 +218,10 @@ impl Registry {
 
     async fn discover(&self) -> Result<Endpoint, RegistryError> {
         let domain = self.domain.clone();
-        let credential = tokio::task::spawn_blocking(move || credentials::lookup(&domain))
+        let options = self.credentials.clone();
+        let credential = tokio::task::spawn_blocking(move || credentials::for_registry(&options, &domain))
             .await
-            .unwrap_or(None);
+            .unwrap_or_default();
         let https =
             Url::parse(&format!("https://{}/v2/", self.host)).map_err(|e| self.protocol(format!("bad host: {e}")))?;
         let https_error = match self.ping(&https).await {
@@ -209,7 +247,7 @@ impl Registry {
     fn make_endpoint(
         &self,
         ping_url: Url,
-        credential: Option<credentials::Credential>,
+        credential: credentials::RegistryCredentials,
         challenge: Challenge,
     ) -> Endpoint {
         let mut base = ping_url;
@@ -266,11 +304,9 @@ impl Registry {
                         retryable: false,
                     });
                 }
-                // never connected or never answered: a registry that is down, absent or hung
-                // fails the run quickly
-                Err(e) if (e.is_connect() || e.is_timeout()) && last_contact_try => {
-                    return Err(self.transport(&format!("GET {url}"), &e))
-                }
+                // never connected, or never answered in HTTP: a registry that is down, absent,
+                // hung or not speaking HTTP fails the run quickly
+                Err(e) if last_contact_try => return Err(self.transport(&format!("GET {url}"), &e)),
                 Err(e) if !last && is_retryable_error(&e) => {
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
                 }
@@ -867,7 +903,9 @@ fn has_subject(manifest: &Manifest) -> bool {
 /// What the user can do about a status the registry answered.
 fn hint(status: StatusCode, operation: &str, registry: &str) -> Option<String> {
     Some(match status.as_u16() {
-        401 => format!("credentials are missing or refused: run `docker login {registry}` or check config.json"),
+        401 => format!(
+            "credentials are missing or refused: give --dest-creds or --src-creds, an --authfile, or run `docker login {registry}`"
+        ),
         403 => "the credentials lack permission for this repository".to_string(),
         404 if operation.starts_with("GET manifest") => {
             "the source has no such image: check the reference and any pinned digest".to_string()

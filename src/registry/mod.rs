@@ -1,4 +1,5 @@
-//! The registry client, on reqwest + rustls: transport and TLS, auth (Basic, Bearer tokens with
+//! The registry client, on reqwest + rustls: transport and TLS (with per-registry
+//! certificates), auth (Basic, Bearer tokens with
 //! several scopes, identity tokens), retries, manifests as raw bytes, blobs, cross-repo mount.
 
 mod auth;
@@ -9,9 +10,11 @@ mod limiter;
 mod listing;
 mod response;
 mod retry;
+mod tls;
 mod transport;
 
 pub use client::{MountOutcome, Registries, Registry};
+pub use credentials::{CredentialOptions, Login};
 pub use error::RegistryError;
 pub use retry::RetryPolicy;
 pub use transport::RegistryOptions;

@@ -5,8 +5,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::credentials::CredentialOptions;
 use super::error::RegistryError;
 use super::retry::RetryPolicy;
+use super::tls::{registry_certificates, standard_certs_dirs, Trust};
+use rustls::pki_types::CertificateDer;
 
 /// How registries are reached (the CLI's registry flags).
 #[derive(Debug, Clone, Default)]
@@ -22,6 +25,12 @@ pub struct RegistryOptions {
     pub timeout: Option<Duration>,
     /// Retries of requests that fail in ways that may heal.
     pub retry: RetryPolicy,
+    /// Credentials given explicitly and the auth file to read.
+    pub credentials: CredentialOptions,
+    /// Folders of per-registry CA certificates (`DIR/HOST:PORT/*.crt`), the first holding a
+    /// registry's folder used; `None` for skopeo's: `~/.config/containers/certs.d`,
+    /// `/etc/containers/certs.d`, `/etc/docker/certs.d`.
+    pub certs_dirs: Option<Vec<PathBuf>>,
 }
 
 /// Schemes to try, in order, for one registry host.
@@ -55,49 +64,45 @@ impl RegistryOptions {
         }
     }
 
+    /// The system's roots and the `--ca-cert-path` certificates, read once.
+    pub(crate) fn trust(&self) -> Result<Trust, RegistryError> {
+        Trust::new(&self.ca_cert_paths, self.skip_tls_verify)
+    }
+
+    /// The CA certificates of `registry`'s own `certs.d` folder, if it has one.
+    pub(crate) fn registry_certificates(&self, registry: &str) -> Result<Vec<CertificateDer<'static>>, RegistryError> {
+        match &self.certs_dirs {
+            Some(dirs) => registry_certificates(dirs, registry),
+            None => registry_certificates(&standard_certs_dirs(), registry),
+        }
+    }
+
     /// One HTTP client for every registry: HTTP/1.1 (a connection per transfer keeps large
-    /// uploads from sharing one flow-control window), rustls with system roots plus ours.
-    /// Reads that make no progress for the timeout fail.
-    pub(crate) fn http_client(&self) -> Result<reqwest::Client, RegistryError> {
-        self.client_builder(true)
+    /// uploads from sharing one flow-control window), rustls with `trust`. Reads that make no
+    /// progress for the timeout fail.
+    pub(crate) fn http_client(&self, trust: &Trust) -> Result<reqwest::Client, RegistryError> {
+        self.client_builder(trust, true)
     }
 
     /// The client for streamed uploads: reqwest's read timeout would also run while the body
     /// is sent and cut any upload longer than it, so uploads are watched by their progress
     /// instead (see `Registry::upload_chunk`).
-    pub(crate) fn upload_client(&self) -> Result<reqwest::Client, RegistryError> {
-        self.client_builder(false)
+    pub(crate) fn upload_client(&self, trust: &Trust) -> Result<reqwest::Client, RegistryError> {
+        self.client_builder(trust, false)
     }
 
-    fn client_builder(&self, read_timeout: bool) -> Result<reqwest::Client, RegistryError> {
+    fn client_builder(&self, trust: &Trust, read_timeout: bool) -> Result<reqwest::Client, RegistryError> {
         let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
+            .use_preconfigured_tls(trust.client_config()?)
             .http1_only()
             .user_agent(concat!("cnab-relocate/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.timeout())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             // followed by the client itself, which attaches credentials per origin
-            .redirect(reqwest::redirect::Policy::none())
-            .danger_accept_invalid_certs(self.skip_tls_verify);
+            .redirect(reqwest::redirect::Policy::none());
         if read_timeout {
             builder = builder.read_timeout(self.timeout());
-        }
-        for path in &self.ca_cert_paths {
-            let pem = std::fs::read(path).map_err(|e| RegistryError::Config {
-                detail: format!("cannot read CA certificate file {}: {e}", path.display()),
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
-                detail: format!("{} holds no usable PEM certificate: {e}", path.display()),
-            })?;
-            if certs.is_empty() {
-                return Err(RegistryError::Config {
-                    detail: format!("{} holds no PEM certificate", path.display()),
-                });
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
         }
         builder.build().map_err(|e| RegistryError::Config {
             detail: format!("cannot set up HTTPS: {e}"),

@@ -55,12 +55,24 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cnab-relocate")
 }
 
+/// A cnab-relocate command that reads credentials only from `docker_config` (as
+/// `DOCKER_CONFIG`): the machine's own auth files (`$XDG_RUNTIME_DIR/containers`,
+/// `~/.config/containers`, `REGISTRY_AUTH_FILE`) and certificate folders stay out of tests.
+pub fn command(docker_config: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.env("DOCKER_CONFIG", docker_config)
+        .env("XDG_RUNTIME_DIR", docker_config)
+        .env("XDG_CONFIG_HOME", docker_config)
+        .env("CNAB_RELOCATE_CERTS_D", "")
+        .env_remove("REGISTRY_AUTH_FILE");
+    cmd
+}
+
 /// Runs cnab-relocate with `DOCKER_CONFIG` pointing at `docker_config` (an empty folder keeps
 /// the machine's own credentials out of tests).
 pub fn run_with(args: &[&str], docker_config: &Path, extra_env: &[(&str, &str)]) -> Run {
-    let out = Command::new(bin())
+    let out = command(docker_config)
         .args(args)
-        .env("DOCKER_CONFIG", docker_config)
         .envs(extra_env.iter().copied())
         .output()
         .unwrap();

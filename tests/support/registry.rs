@@ -16,7 +16,11 @@ pub const PASSWORD: &str = "testpass";
 pub enum Mode {
     Plain,
     Htpasswd,
+    /// A certificate for 127.0.0.1 signed by the registry's own CA (`ca_path`).
     Tls,
+    /// One self-signed certificate for 127.0.0.1, as `openssl req -x509` makes it (it carries
+    /// CA:TRUE), which is also `ca_path`.
+    SelfSigned,
     Token,
 }
 
@@ -34,8 +38,12 @@ impl TestRegistry {
         let d = dir.path();
         std::fs::create_dir_all(d.join("data")).unwrap();
         let mut extra = String::new();
-        if mode == Mode::Tls {
-            make_tls_certs(d);
+        if matches!(mode, Mode::Tls | Mode::SelfSigned) {
+            if mode == Mode::Tls {
+                make_tls_certs(d);
+            } else {
+                make_self_signed_cert(d);
+            }
             extra.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 d.join("cert.pem").display(),
@@ -135,6 +143,10 @@ impl TestRegistry {
         self.dir.path().join("certs.d")
     }
 
+    pub fn tls(&self) -> bool {
+        matches!(self.mode, Mode::Tls | Mode::SelfSigned)
+    }
+
     pub fn needs_credentials(&self) -> bool {
         matches!(self.mode, Mode::Htpasswd | Mode::Token)
     }
@@ -142,7 +154,7 @@ impl TestRegistry {
     /// skopeo options to reach this registry as source (`src`) or destination (`dest`).
     pub fn skopeo_opts(&self, side: &str) -> Vec<String> {
         let mut o = Vec::new();
-        if self.mode == Mode::Tls {
+        if self.tls() {
             o.push(format!("--{side}-cert-dir={}", self.cert_dir().display()));
         } else {
             o.push(format!("--{side}-tls-verify=false"));
@@ -155,10 +167,10 @@ impl TestRegistry {
 
     /// The registry's repositories (`/v2/_catalog`), read with skopeo's credentials rules.
     pub fn catalog(&self) -> Vec<String> {
-        let scheme = if self.mode == Mode::Tls { "https" } else { "http" };
+        let scheme = if self.tls() { "https" } else { "http" };
         let mut cmd = Command::new("curl");
         cmd.args(["-sf", &format!("{scheme}://{}/v2/_catalog", self.host())]);
-        if self.mode == Mode::Tls {
+        if self.tls() {
             cmd.arg("--cacert").arg(self.ca_path());
         }
         if self.mode == Mode::Htpasswd {
@@ -250,4 +262,40 @@ fn make_tls_certs(d: &Path) {
     ]);
     std::fs::create_dir_all(d.join("certs.d")).unwrap();
     std::fs::copy(d.join("ca.pem"), d.join("certs.d/ca.crt")).unwrap();
+}
+
+/// One self-signed certificate for 127.0.0.1 (`openssl req -x509` marks it CA:TRUE), used as
+/// the server's certificate and as the CA to trust.
+fn make_self_signed_cert(d: &Path) {
+    let out = Command::new("openssl")
+        .current_dir(d)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::copy(d.join("cert.pem"), d.join("ca.pem")).unwrap();
+    std::fs::create_dir_all(d.join("certs.d")).unwrap();
+    std::fs::copy(d.join("cert.pem"), d.join("certs.d/ca.crt")).unwrap();
 }
