@@ -327,6 +327,9 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         _ => Mode::Human,
     };
     let out = Output::new(mode);
+    if let Some(message) = stdin_twice(&bundle, args.registry.password_stdin) {
+        return usage_error(message);
+    }
     let destination = args
         .repository_prefix
         .as_deref()
@@ -501,6 +504,9 @@ fn run_export(args: ExportArgs) -> ExitCode {
         }
     };
     let started = std::time::Instant::now();
+    if let Some(message) = stdin_twice(&args.bundle, args.registry.password_stdin) {
+        return usage_error(message);
+    }
     let given = creds::Given {
         authfile: args.registry.authfile.as_ref(),
         src: args.registry.src_creds.as_ref(),
@@ -603,6 +609,14 @@ fn run_export(args: ExportArgs) -> ExitCode {
 }
 
 /// A usage error found after parsing (exit 2).
+/// Standard input can carry the bundle or a password, not both.
+fn stdin_twice(bundle: &Path, password_stdin: bool) -> Option<&'static str> {
+    (password_stdin && cnab_relocate::bundle::is_stdin(bundle)).then_some(
+        "the bundle (-) and --password-stdin both read standard input; give the password with --dest-creds \
+         USER:PASSWORD, an auth file, or the bundle as a file",
+    )
+}
+
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("error: {}", terminal::escape_controls(message));
     ExitCode::from(2)

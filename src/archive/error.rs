@@ -130,3 +130,46 @@ pub enum ArchiveError {
         actual: String,
     },
 }
+
+impl ArchiveError {
+    /// The same error naming the archive `shown` where it names the file `read` (a bundle
+    /// read from a pipe is spooled to a file no message should name).
+    pub fn naming(self, read: &std::path::Path, shown: &std::path::Path) -> ArchiveError {
+        let name = |path: PathBuf| if path == read { shown.to_path_buf() } else { path };
+        match self {
+            ArchiveError::Io { path, source } => ArchiveError::Io {
+                path: name(path),
+                source,
+            },
+            ArchiveError::Write { path, source } => ArchiveError::Write {
+                path: name(path),
+                source,
+            },
+            ArchiveError::UnsafeEntry { path, entry, reason } => ArchiveError::UnsafeEntry {
+                path: name(path),
+                entry,
+                reason,
+            },
+            ArchiveError::DuplicateEntry { path, entry } => ArchiveError::DuplicateEntry {
+                path: name(path),
+                entry,
+            },
+            ArchiveError::NoBundleJson { path } => ArchiveError::NoBundleJson { path: name(path) },
+            ArchiveError::MetadataTooLarge { path, entry, size } => ArchiveError::MetadataTooLarge {
+                path: name(path),
+                entry,
+                size,
+            },
+            ArchiveError::Layout { path, detail } => ArchiveError::Layout {
+                path: name(path),
+                detail,
+            },
+            ArchiveError::InImage { image, source } => ArchiveError::InImage {
+                image,
+                source: Box::new(source.naming(read, shown)),
+            },
+            ArchiveError::Images(all) => ArchiveError::Images(all.into_iter().map(|e| e.naming(read, shown)).collect()),
+            other => other,
+        }
+    }
+}

@@ -73,8 +73,12 @@ struct IndexJson {
 
 /// What the first pass over a thick bundle learnt.
 pub struct ThickArchive {
-    /// The archive file.
+    /// The archive, as messages name it.
     pub path: PathBuf,
+    /// The file read (a bundle from a pipe is read from a spooled copy).
+    file: PathBuf,
+    /// That spooled copy, removed when the archive goes.
+    _spool: Option<tempfile::TempPath>,
     /// The raw bytes of its `bundle.json`.
     pub bundle_json: Vec<u8>,
     /// "" or "dir/": where `bundle.json` and `artifacts/` are.
@@ -187,6 +191,8 @@ impl ThickArchive {
         }
         Ok(ThickArchive {
             path: path.to_path_buf(),
+            file: path.to_path_buf(),
+            _spool: None,
             bundle_json,
             root,
             index: index.manifests,
@@ -340,6 +346,24 @@ impl ThickArchive {
         })
     }
 
+    /// The archive read from the temporary file `spool` but named `shown` in every message
+    /// (a bundle from a pipe); the file is removed when the archive goes.
+    pub fn spooled(mut self, shown: &Path, spool: tempfile::TempPath) -> ThickArchive {
+        self.path = shown.to_path_buf();
+        self._spool = Some(spool);
+        self
+    }
+
+    /// The file to read the archive from.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// `e` naming the archive as messages do.
+    pub fn naming(&self, e: ArchiveError) -> ArchiveError {
+        e.naming(&self.file, &self.path)
+    }
+
     /// Layout manifests that name `subject` as theirs: digest and kind.
     pub fn referrers_of(&self, subject: &Digest) -> &[(Digest, ReferrerKind)] {
         self.referrers.get(subject).map_or(&[], Vec::as_slice)
@@ -449,14 +473,15 @@ impl ThickArchive {
             by_entry.len(),
             self.path.display()
         );
-        scan_archive(&self.path, |entry, size, content| {
+        scan_archive(&self.file, |entry, size, content| {
             if let Some(digest) = by_entry.get(entry).filter(|_| size <= MAX_MANIFEST_SIZE as u64) {
                 let mut buf = Vec::with_capacity(size as usize);
                 content.read_to_end(&mut buf)?;
                 each(digest, Bytes::from(buf));
             }
             Ok(())
-        })?;
+        })
+        .map_err(|e| self.naming(e))?;
         Ok(())
     }
 }
@@ -556,6 +581,8 @@ mod tests {
     fn archive(index: Vec<IndexEntry>) -> ThickArchive {
         ThickArchive {
             path: "b.tgz".into(),
+            file: "b.tgz".into(),
+            _spool: None,
             bundle_json: Vec::new(),
             root: String::new(),
             index,

@@ -9,4 +9,6 @@ mod open;
 pub use error::BundleError;
 pub use images::{select_images, BundleImageRef};
 pub use model::{Bundle, BundleImage};
-pub use open::{open_bundle, open_bundle_once, parse_bundle_json, without_bom, BundleFormat, OpenedBundle};
+pub use open::{
+    is_stdin, open_bundle, open_bundle_once, parse_bundle_json, without_bom, BundleFormat, OpenedBundle, STDIN,
+};

@@ -2,7 +2,7 @@
 //! its name.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +20,14 @@ pub enum BundleFormat {
     Thin,
     /// A gzipped tar with `bundle.json` and an OCI layout: images come only from the archive.
     Thick,
+}
+
+/// BUNDLE `-`: the bundle is read from standard input.
+pub const STDIN: &str = "-";
+
+/// Whether BUNDLE names standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == STDIN
 }
 
 /// A parsed bundle and where it came from.
@@ -55,21 +63,38 @@ fn open(path: &Path, once: bool) -> Result<OpenedBundle, BundleError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(read_err)?;
+    let stdin = is_stdin(path);
+    let mut file: Box<dyn Read> = match stdin {
+        true => Box::new(io::stdin().lock()),
+        false => Box::new(File::open(path).map_err(read_err)?),
+    };
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic).map_err(read_err)?;
     let mut thick = None;
     let (format, json) = if n == 2 && magic == GZIP_MAGIC {
-        drop(file);
-        let archive = match once {
-            true => ThickArchive::scan_once(path)?,
-            false => ThickArchive::scan(path)?,
+        let archive = match stdin {
+            // an archive is read in passes over a file: one from a pipe is spooled first
+            true => {
+                let spool = spool_archive(&magic, &mut file).map_err(read_err)?;
+                drop(file);
+                let file = spool.to_path_buf();
+                scan(&file, once)
+                    .map_err(|e| e.naming(&file, path))?
+                    .spooled(path, spool)
+            }
+            false => {
+                drop(file);
+                scan(path, once)?
+            }
         };
         let json = archive.bundle_json.clone();
         thick = Some(Arc::new(archive));
         (BundleFormat::Thick, json)
     } else {
-        let size = file.metadata().map_err(read_err)?.len();
+        let size = match stdin {
+            true => 0,
+            false => std::fs::metadata(path).map_err(read_err)?.len(),
+        };
         if size > MAX_BUNDLE_JSON {
             return Err(BundleError::TooLarge {
                 path: path.to_path_buf(),
@@ -98,6 +123,27 @@ fn open(path: &Path, once: bool) -> Result<OpenedBundle, BundleError> {
         json,
         thick,
     })
+}
+
+fn scan(path: &Path, once: bool) -> Result<ThickArchive, crate::archive::ArchiveError> {
+    match once {
+        true => ThickArchive::scan_once(path),
+        false => ThickArchive::scan(path),
+    }
+}
+
+/// Copies a thick bundle arriving on a pipe into a temporary file (in `TMPDIR`), removed when
+/// dropped.
+fn spool_archive(magic: &[u8], rest: &mut dyn Read) -> io::Result<tempfile::TempPath> {
+    // tempfile's own message names the file, which no message should
+    let mut file = tempfile::Builder::new()
+        .prefix("cnab-relocate-stdin-")
+        .tempfile()
+        .map_err(|e| io::Error::new(e.kind(), format!("no temporary file for it in TMPDIR ({})", e.kind())))?;
+    file.write_all(magic)?;
+    io::copy(rest, &mut file)?;
+    file.flush()?;
+    Ok(file.into_temp_path())
 }
 
 /// `json` without a leading UTF-8 byte order mark (editors on Windows write one; JSON

@@ -359,7 +359,7 @@ impl Source for ArchiveSource {
             }
         }
         let (entries_tx, mut entries_rx) = mpsc::channel::<(BlobRead, mpsc::Receiver<io::Result<Bytes>>)>(1);
-        let path = self.archive.path.clone();
+        let (path, file) = (self.archive.path.clone(), self.archive.file().to_path_buf());
         let wanted = by_entry.len();
         let sink = move |name: &str, _: u64, content: &mut dyn io::Read| match by_entry.remove(name) {
             Some(read) => stream_entry(read, content, &entries_tx),
@@ -382,7 +382,7 @@ impl Source for ArchiveSource {
             (_, None) => {
                 let pass = self.passes.fetch_add(1, Ordering::Relaxed) + 1;
                 tracing::info!("reading {wanted} blob(s) from {} (pass {pass})", path.display());
-                tokio::task::spawn_blocking(move || scan_archive(&path, sink).map(drop))
+                tokio::task::spawn_blocking(move || scan_archive(&file, sink).map(drop))
             }
         };
         while let Some((read, chunks)) = entries_rx.recv().await {
@@ -413,7 +413,7 @@ impl Source for ArchiveSource {
         }
         let read_error = match reader.await {
             Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e),
+            Ok(Err(e)) => Some(self.archive.naming(e)),
             Err(e) => Some(ArchiveError::Io {
                 path: self.archive.path.clone(),
                 source: io::Error::other(e),
