@@ -38,6 +38,19 @@ fn dry_run_prints_duffles_exact_bytes() {
     assert!(o.status.success(), "{}", stderr(&o));
     let want = std::fs::read(testdata("conformance/duffle-relocate/relmap.json")).unwrap();
     assert_eq!(o.stdout, want);
+    assert!(
+        stderr(&o).contains("cannot list the signatures, attestations and SBOMs"),
+        "a dry run says what it cannot see: {}",
+        stderr(&o)
+    );
+    let quiet = run(&[
+        testdata(DUFFLE_BUNDLE).to_str().unwrap(),
+        "-p",
+        "example.com/user",
+        "--dry-run",
+        "--no-referrers",
+    ]);
+    assert_eq!(stderr(&quiet), "", "nothing to say without referrers");
 }
 
 #[test]

@@ -24,6 +24,8 @@ struct MemorySource {
     reads: Mutex<HashMap<Digest, usize>>,
     /// How many manifests each `read_manifests` call asked for.
     manifest_reads: Mutex<Vec<usize>>,
+    /// Looking up referrers fails.
+    referrers_fail: bool,
 }
 
 impl MemorySource {
@@ -142,6 +144,9 @@ impl Source for MemorySource {
     }
 
     async fn referrers(&self, origin: &Reference, subject: &Digest) -> Result<Vec<FoundReferrer>, CopyError> {
+        if self.referrers_fail {
+            return Err(missing("a referrers listing"));
+        }
         let mut found: Vec<FoundReferrer> = Vec::new();
         let mut with_subject: Vec<&Manifest> = self
             .manifests
@@ -791,4 +796,17 @@ async fn a_fallback_index_is_merged_and_a_rerun_adds_only_what_is_new() {
         vec![unrelated.digest.clone(), sbom.digest.clone(), att.digest.clone()],
         "merged again, nothing twice"
     );
+}
+
+#[tokio::test]
+async fn an_image_whose_referrers_cannot_be_listed_fails_and_nothing_is_pushed() {
+    let (mut src, ..) = signed_image();
+    src.referrers_fail = true;
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &[job("src.example/app:1", "memory/app")]).await;
+    assert!(!report.succeeded());
+    let error = report.images[0].outcome.as_ref().unwrap_err().to_string();
+    assert!(error.contains("finding what refers to"), "{error}");
+    assert!(dst.manifest_puts.lock().unwrap().is_empty(), "nothing pushed");
+    assert!(dst.uploads.lock().unwrap().is_empty(), "nothing sent");
 }
