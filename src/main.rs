@@ -224,15 +224,49 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    match cli.command {
+    let reads_stdin = match &cli.command {
+        Some(Command::Export(args)) => cnab_relocate::bundle::is_stdin(&args.bundle),
+        Some(_) => false,
+        None => cli
+            .relocate
+            .bundle
+            .as_deref()
+            .is_some_and(cnab_relocate::bundle::is_stdin),
+    };
+    if reads_stdin {
+        clean_up_spool_on_signal();
+    }
+    let code = match cli.command {
         Some(Command::Map {
             repository_prefix,
             references,
         }) => run_map(&repository_prefix, &references),
         Some(Command::Export(args)) => run_export(args),
         None => run_relocate(cli.relocate),
-    }
+    };
+    // threads of the run may still hold the spooled copy of standard input
+    cnab_relocate::bundle::remove_spooled_input();
+    code
 }
+
+/// While BUNDLE `-` is read and checked (before the run listens for signals itself), a
+/// signal removes the spooled copy of standard input and ends the process as the signal
+/// would; once the run listens, it stops the run instead.
+fn clean_up_spool_on_signal() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        let signal = runtime.block_on(signalled(false));
+        if !RUN_LISTENS.load(std::sync::atomic::Ordering::SeqCst) {
+            cnab_relocate::bundle::remove_spooled_input();
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
+/// Whether the run listens for signals itself (then it stops cleanly on one).
+static RUN_LISTENS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The command line, or the exit code of a usage error already reported. A mistyped
 /// subcommand and a second BUNDLE are said plainly (clap would speak of conflicts).
@@ -446,10 +480,18 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
 
 /// The number of the first SIGINT or SIGTERM the process receives.
 async fn interrupted() -> i32 {
+    signalled(true).await
+}
+
+/// The first SIGINT (2) or SIGTERM (15); `stops_the_run` once listening.
+async fn signalled(stops_the_run: bool) -> i32 {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         return std::future::pending().await;
     };
+    if stops_the_run {
+        RUN_LISTENS.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     tokio::select! {
         _ = int.recv() => 2,
         _ = term.recv() => 15,

@@ -504,3 +504,33 @@ fn a_server_that_ignores_range_sends_the_whole_blob_again_and_the_start_is_skipp
         images.base_layer
     );
 }
+
+#[test]
+fn a_referrer_after_the_first_layer_of_an_archive_read_once_is_never_silently_left_behind() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let images = populate(&source, 64 * KIB);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = write_bundle(work.path(), &[&images.oci_plain.0], &[]);
+    let out = work.path().join("bundle.tgz");
+    export(&bundle, &out, &[]).assert_ok();
+    let prefix = format!("{}/late", target.host());
+    let relmap = work.path().join("relmap.json");
+    // every blob is in the target already: the one pass has no layer to read for the copy
+    relocate(&out, &prefix, &relmap, &[]).assert_ok();
+    let (digest, size) = (&images.oci_plain.1, 0);
+    let referrer = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/spdx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}},"layers":[],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{size}}}}}"#
+    );
+    let name = format!(
+        "artifacts/layout/blobs/sha256/{}",
+        support::fixtures::sha256_hex(referrer.as_bytes())
+    );
+    let late = work.path().join("late.tgz");
+    rewritten(&out, "no-such-entry", Some((&name, referrer.as_bytes())), &late);
+    let again = work.path().join("again.json");
+    let run = relocate(&late, &prefix, &again, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("comes after the first layer"), "{}", run.stderr);
+    assert!(!again.exists());
+}

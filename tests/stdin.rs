@@ -122,3 +122,38 @@ fn standard_input_carries_the_bundle_or_a_password_not_both() {
     assert!(run.stderr.contains("--password-stdin"), "{}", run.stderr);
     assert!(!run.stderr.contains("secret"), "{}", run.stderr);
 }
+
+#[test]
+fn a_signal_while_standard_input_is_spooled_leaves_nothing_in_tmpdir() {
+    let config = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let relmap = work.path().join("relmap.json");
+    let mut child = support::command(config.path())
+        .args(["-", "-p", "127.0.0.1:1/x", "-m", relmap.to_str().unwrap()])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // the start of a gzip stream, and then the pipe stays open: the tool is spooling
+    stdin.write_all(&[0x1f, 0x8b, 8, 0]).unwrap();
+    stdin.write_all(&vec![0u8; 64 * KIB]).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(tmp.path()).unwrap().count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "spooling");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    support::fixtures::run(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the spooled copy is removed"
+    );
+}

@@ -113,3 +113,59 @@ fn a_401_from_where_a_redirect_led_does_not_redirect_the_credentials() {
     assert_eq!(cdn.authorized(), 0);
     assert!(token_trap.requests().is_empty(), "{:?}", token_trap.requests());
 }
+
+/// A server that answers every request 200 with `body` and a `Link` to the same path.
+fn looping_server(body: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    while let Ok(n) = reader.read_line(&mut line) {
+                        if n <= 2 {
+                            break;
+                        }
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nLink: <{path}>; rel=\"next\"\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    host
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_that_links_back_to_itself_ends_as_an_error() {
+    use cnab_relocate::registry::{Registries, RegistryOptions};
+    let host = looping_server(
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"tags":["a"]}"#,
+    );
+    let registries = Registries::new(RegistryOptions::default()).unwrap();
+    let registry = registries.get(&host);
+    let subject = format!("sha256:{}", "1".repeat(64)).parse().unwrap();
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(20), registry.referrers("a/b", &subject))
+        .await
+        .expect("ends");
+    let e = listed.expect_err("a loop is an error").to_string();
+    assert!(e.contains("links back"), "{e}");
+    let tags = tokio::time::timeout(std::time::Duration::from_secs(20), registry.list_tags("a/b"))
+        .await
+        .expect("ends");
+    assert!(tags.expect_err("a loop is an error").to_string().contains("links back"));
+}

@@ -102,10 +102,7 @@ pub struct ThickArchive {
 impl ThickArchive {
     /// One streaming pass over the whole archive; nothing is written anywhere.
     pub fn scan(path: &Path) -> Result<ThickArchive, ArchiveError> {
-        match first_pass(path, false)? {
-            Scanned::Complete(pass) => Self::from_first_pass(path, pass),
-            Scanned::Paused(..) => unreachable!("a scan that may not pause never pauses"),
-        }
+        Self::scan_as(path, path, false)
     }
 
     /// Like [`scan`](Self::scan), but an archive written metadata first (every manifest and
@@ -113,23 +110,33 @@ impl ThickArchive {
     /// goes on from there ([`take_paused`](Self::take_paused)), so the archive is read once.
     /// Layers are then not listed yet: a missing one is found only when its turn comes.
     pub fn scan_once(path: &Path) -> Result<ThickArchive, ArchiveError> {
-        match first_pass(path, true)? {
-            Scanned::Complete(pass) => Self::from_first_pass(path, pass),
-            Scanned::Paused(snapshot, paused) => {
-                match Self::from_first_pass(path, snapshot) {
-                    Ok(archive) if archive.metadata_complete() => {
-                        tracing::info!("{}: metadata first; reading the archive once", path.display());
-                        Ok(ThickArchive {
-                            complete: false,
-                            paused: Mutex::new(Some(paused)),
-                            ..archive
-                        })
-                    }
-                    // not metadata first after all: the rest of the archive decides
-                    _ => Self::from_first_pass(path, paused.finish(Resume::Continue)?),
+        Self::scan_as(path, path, true)
+    }
+
+    /// [`scan`](Self::scan) (or, `once`, [`scan_once`](Self::scan_once)) of the archive in
+    /// `file`, named `shown` in every message (a bundle from a pipe, spooled to a file no
+    /// message should name).
+    pub fn scan_as(file: &Path, shown: &Path, once: bool) -> Result<ThickArchive, ArchiveError> {
+        let named = |e: ArchiveError| e.naming(file, shown);
+        let built = match first_pass(file, once).map_err(named)? {
+            Scanned::Complete(pass) => Self::from_first_pass(shown, pass),
+            Scanned::Paused(snapshot, paused) => match Self::from_first_pass(shown, snapshot) {
+                Ok(archive) if archive.metadata_complete() => {
+                    tracing::info!("{}: metadata first; reading the archive once", shown.display());
+                    Ok(ThickArchive {
+                        complete: false,
+                        paused: Mutex::new(Some(paused)),
+                        ..archive
+                    })
                 }
-            }
-        }
+                // not metadata first after all: the rest of the archive decides
+                _ => Self::from_first_pass(shown, paused.finish(Resume::Continue).map_err(named)?),
+            },
+        };
+        built.map(|archive| ThickArchive {
+            file: file.to_path_buf(),
+            ..archive
+        })
     }
 
     fn from_first_pass(path: &Path, pass: FirstPass) -> Result<ThickArchive, ArchiveError> {
@@ -346,10 +353,9 @@ impl ThickArchive {
         })
     }
 
-    /// The archive read from the temporary file `spool` but named `shown` in every message
-    /// (a bundle from a pipe); the file is removed when the archive goes.
-    pub fn spooled(mut self, shown: &Path, spool: tempfile::TempPath) -> ThickArchive {
-        self.path = shown.to_path_buf();
+    /// The archive, read from the temporary file `spool`, which is removed when the archive
+    /// goes.
+    pub fn spooled(mut self, spool: tempfile::TempPath) -> ThickArchive {
         self._spool = Some(spool);
         self
     }

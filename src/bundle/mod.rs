@@ -10,5 +10,6 @@ pub use error::BundleError;
 pub use images::{select_images, BundleImageRef};
 pub use model::{Bundle, BundleImage};
 pub use open::{
-    is_stdin, open_bundle, open_bundle_once, parse_bundle_json, without_bom, BundleFormat, OpenedBundle, STDIN,
+    is_stdin, open_bundle, open_bundle_once, parse_bundle_json, remove_spooled_input, without_bom, BundleFormat,
+    OpenedBundle, STDIN,
 };

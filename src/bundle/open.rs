@@ -77,14 +77,11 @@ fn open(path: &Path, once: bool) -> Result<OpenedBundle, BundleError> {
             true => {
                 let spool = spool_archive(&magic, &mut file).map_err(read_err)?;
                 drop(file);
-                let file = spool.to_path_buf();
-                scan(&file, once)
-                    .map_err(|e| e.naming(&file, path))?
-                    .spooled(path, spool)
+                ThickArchive::scan_as(&spool, path, once)?.spooled(spool)
             }
             false => {
                 drop(file);
-                scan(path, once)?
+                ThickArchive::scan_as(path, path, once)?
             }
         };
         let json = archive.bundle_json.clone();
@@ -125,10 +122,16 @@ fn open(path: &Path, once: bool) -> Result<OpenedBundle, BundleError> {
     })
 }
 
-fn scan(path: &Path, once: bool) -> Result<ThickArchive, crate::archive::ArchiveError> {
-    match once {
-        true => ThickArchive::scan_once(path),
-        false => ThickArchive::scan(path),
+/// Spooled copies of standard input not yet removed: a run stopped by a signal, whose
+/// destructors may not run, removes them with [`remove_spooled_input`].
+static SPOOLED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every copy of standard input this process spooled (at exit, and when a signal
+/// stops the run).
+pub fn remove_spooled_input() {
+    let mut spooled = SPOOLED.lock().unwrap_or_else(|e| e.into_inner());
+    for path in spooled.drain(..) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -140,6 +143,10 @@ fn spool_archive(magic: &[u8], rest: &mut dyn Read) -> io::Result<tempfile::Temp
         .prefix("cnab-relocate-stdin-")
         .tempfile()
         .map_err(|e| io::Error::new(e.kind(), format!("no temporary file for it in TMPDIR ({})", e.kind())))?;
+    SPOOLED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(file.path().to_path_buf());
     file.write_all(magic)?;
     io::copy(rest, &mut file)?;
     file.flush()?;

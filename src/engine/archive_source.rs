@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::error::CopyError;
 use super::job::ImageJob;
 use super::source::{BlobBody, BlobRead, FoundReferrer, ManifestRead, Source};
-use crate::archive::{scan_archive, ArchiveError, ImageLookup, IndexEntry, ThickArchive};
+use crate::archive::{scan_archive, ArchiveError, EntrySink, ImageLookup, IndexEntry, ThickArchive};
 use crate::oci::{ImageTree, Manifest, ManifestError, ManifestOutline, TreeError};
 use crate::reference::{Digest, Reference};
 
@@ -433,6 +433,23 @@ impl Source for ArchiveSource {
             }
         }
         failures
+    }
+
+    async fn finish_reading(&self) -> Result<(), CopyError> {
+        let Some(paused) = self.archive.take_paused() else {
+            return Ok(());
+        };
+        // the rest of the archive is checked (a manifest naming a subject there is refused)
+        let skip: EntrySink = Box::new(|_: &str, _: u64, _: &mut dyn io::Read| Ok(()));
+        let read = tokio::task::spawn_blocking(move || paused.deliver(skip)).await;
+        match read {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CopyError::ArchiveRead(Arc::new(self.archive.naming(e)))),
+            Err(e) => Err(CopyError::ArchiveRead(Arc::new(ArchiveError::Io {
+                path: self.archive.path.clone(),
+                source: io::Error::other(e),
+            }))),
+        }
     }
 
     fn repository_on(&self, _job: &ImageJob, _registry: &str) -> Option<String> {

@@ -20,11 +20,12 @@ use futures_util::stream::{self, StreamExt};
 use super::blobs::place_blobs;
 use super::destination::Destination;
 use super::error::{CopyError, ImageError};
+use super::fallback_index::index_referrers;
 use super::groups::{group, present, resolve, Group, Outcome, Resolved};
 use super::job::ImageJob;
 use super::manifests::{push_batches, read_batch, ManifestPushes};
 use super::placement::{BlobPlacements, Totals, WantedBlob};
-use super::referrers::{discover_referrers, index_referrers, referrer_events};
+use super::referrers::{discover_referrers, referrer_events};
 use super::report::{BlobOutcome, CopiedImage, CopyReport, Event, ImageResult, ImageStats, Reporter};
 use super::source::Source;
 use crate::limits::MANIFEST_BATCH_BUDGET;
@@ -104,6 +105,14 @@ pub async fn copy_images<S: Source, D: Destination>(
     lend_present_blobs(destination.as_ref(), &placements, &groups, &resolved).await;
     let wanted = wanted_blobs(source, destination.registry_domain(), &groups, &resolved);
     let failed_blobs = place_blobs(source, &placements, wanted, concurrency, &options.retry).await;
+    if let Err(e) = source.finish_reading().await {
+        // what the source holds beyond what was seen may belong to any image
+        let e = Arc::new(e);
+        for o in outcomes.iter_mut() {
+            *o = Some(Err(ImageError::Source(e.clone())));
+        }
+        return finish(&groups, outcomes, placements.totals(), reporter);
+    }
 
     let pushes = ManifestPushes::new(destination.clone());
     let to_push: Vec<Option<&ImageTree>> = resolved
@@ -119,8 +128,13 @@ pub async fn copy_images<S: Source, D: Destination>(
         let images = images.zip(trees).filter_map(|(g, t)| Some(((*t)?, &g.job().source)));
         read_batch(source, images)
     };
-    // one batch is pushed while the next is read, so the destination never waits on a read
-    let batches = push_batches(&to_push, options.manifest_batch_budget as u64);
+    // one batch is pushed while the next is read, so the destination never waits on a read;
+    // referrers come in batches of their own, after the images they refer to
+    let roots = groups.iter().take_while(|g| g.referrer.is_none()).count();
+    let budget = options.manifest_batch_budget as u64;
+    let mut batches = push_batches(&to_push[..roots], budget);
+    let referrer_batches = push_batches(&to_push[roots..], budget);
+    batches.extend(referrer_batches.into_iter().map(|b| b.start + roots..b.end + roots));
     let mut pushed: Vec<Outcome> = Vec::with_capacity(groups.len());
     let mut manifests = read(batches.first()).await;
     for (k, batch) in batches.iter().enumerate() {
@@ -137,7 +151,7 @@ pub async fn copy_images<S: Source, D: Destination>(
             *o = p;
         }
     }
-    for (root, error) in index_referrers(destination.as_ref(), &groups, &outcomes).await {
+    for (root, error) in index_referrers(destination.as_ref(), &groups, &outcomes, concurrency).await {
         outcomes[root] = Some(Err(error));
     }
     charge_blobs(&placements, &groups, &resolved, &mut outcomes);

@@ -17,6 +17,14 @@ pub enum CopyError {
     /// A manifest cannot be relocated as it is.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// A manifest listed as a referrer of `subject` does not name it as its subject.
+    #[error("{digest} is listed as a referrer of {subject} but does not name it as its subject")]
+    NotAReferrer {
+        /// The manifest listed.
+        digest: Digest,
+        /// The subject it was listed for.
+        subject: Digest,
+    },
     /// The thick bundle could not be read.
     #[error(transparent)]
     Archive(#[from] ArchiveError),

@@ -11,6 +11,7 @@ mod blobs;
 mod copy;
 mod destination;
 mod error;
+mod fallback_index;
 mod groups;
 mod job;
 mod kept_manifests;

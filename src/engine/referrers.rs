@@ -1,9 +1,9 @@
 //! What refers to the copied manifests (signatures, attestations, SBOMs) travels with them:
-//! found at the source level by level (a signature on an SBOM too), copied as more groups of
-//! the same copy, and listed under the destination's fallback tag where it has no referrers
-//! API of its own.
+//! found at the source level by level (a signature on an SBOM too) and copied as more groups
+//! of the same copy; [`super::fallback_index`] lists them where the destination has no
+//! referrers API of its own.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -15,15 +15,12 @@ use super::groups::{resolve, Group, Outcome, ReferrerOf, Resolved};
 use super::job::ImageJob;
 use super::report::{CopiedReferrer, Event, Reporter};
 use super::source::{FoundReferrer, Source};
-use crate::oci::{
-    fallback_tag, merged_fallback_index, referrers_in, ImageTree, ManifestContent, ReferrerEntry, ReferrerKind,
-};
+use crate::oci::{ImageTree, ManifestContent, ReferrerKind};
 use crate::reference::{Digest, ManifestSelector};
+use crate::registry::RegistryError;
 
 /// Levels of referrers followed (a signature on an attestation on an image is two).
 const MAX_LEVELS: usize = 8;
-/// Times a fallback index is written again when another writer changed it meanwhile.
-const MERGE_ATTEMPTS: usize = 3;
 
 /// Referrer groups found for the bundle's images, resolved; and the images whose referrers
 /// could not be found or read.
@@ -210,9 +207,17 @@ async fn discover_levels<S: Source, R: Resolver>(
             .collect()
             .await;
         subjects = Vec::new();
-        for (g, r) in level.iter().zip(&level_resolved) {
+        let mut kept = Vec::new();
+        for (g, r) in level.into_iter().zip(level_resolved) {
             let of = g.referrer.as_ref().expect("a referrer group");
-            match r {
+            if let (Err(e), None) = (&r, &g.job().source.tag()) {
+                if is_gone(e) {
+                    // listed by digest, but deleted since: stale lists are common
+                    tracing::warn!("{} is listed as a referrer but is gone; skipping it", g.job().source);
+                    continue;
+                }
+            }
+            match &r {
                 Ok(Resolved::Copy(tree)) | Ok(Resolved::Present(_, Some(tree))) => {
                     subjects.extend(tree.manifests().map(|m| Subject {
                         root: of.root,
@@ -223,13 +228,31 @@ async fn discover_levels<S: Source, R: Resolver>(
                     root: of.root,
                     digest: digest.clone(),
                 }),
-                Err(e) => found.failures.push((of.root, referrer_failure(g, e.clone()))),
+                Err(e) => found.failures.push((of.root, referrer_failure(&g, e.clone()))),
             }
+            kept.push((g, r));
         }
-        found.groups.extend(level);
-        found.resolved.extend(level_resolved);
+        for (g, r) in kept {
+            found.groups.push(g);
+            found.resolved.push(r);
+        }
+    }
+    if !subjects.is_empty() {
+        tracing::warn!(
+            "referrers are followed {MAX_LEVELS} levels deep; {} manifest(s) deeper down were not looked at",
+            subjects.len()
+        );
     }
     found
+}
+
+/// Whether resolving failed because the source does not hold the manifest at all.
+fn is_gone(e: &ImageError) -> bool {
+    let ImageError::Source(e) = e else { return false };
+    matches!(
+        &**e,
+        CopyError::Registry(RegistryError::Status { status: 404, .. }) | CopyError::UnknownImage(_)
+    )
 }
 
 /// The manifests of a resolved bundle image. One the destination holds and the source was
@@ -293,96 +316,6 @@ fn referrer_failure(g: &Group, error: ImageError) -> ImageError {
     ImageError::Referrer {
         what: format!("its {} {}", of.kind.as_str(), g.job().source),
         error: Box::new(error),
-    }
-}
-
-/// Lists the copied referrers that name a subject under the destination's fallback tag for
-/// it, merged with what the tag lists already, where the destination has no referrers API.
-/// Returns the bundle images whose referrers could not be listed.
-pub(super) async fn index_referrers<D: Destination>(
-    destination: &D,
-    groups: &[Group],
-    outcomes: &[Outcome],
-) -> Vec<(usize, ImageError)> {
-    // (repository, subject) → (root, referrer digests)
-    let mut wanted: BTreeMap<(String, Digest), (usize, Vec<Digest>)> = BTreeMap::new();
-    for (g, o) in groups.iter().zip(outcomes) {
-        let (Some(of), Some(Ok(copied))) = (&g.referrer, o) else {
-            continue;
-        };
-        if of.names_subject {
-            let entry = wanted
-                .entry((g.repository.clone(), of.subject.clone()))
-                .or_insert_with(|| (of.root, Vec::new()));
-            entry.1.push(copied.digest.clone());
-        }
-    }
-    let mut failures = Vec::new();
-    for ((repository, subject), (root, digests)) in wanted {
-        if let Err(e) = merge_fallback(destination, &repository, &subject, &digests).await {
-            failures.push((
-                root,
-                ImageError::Referrer {
-                    what: format!(
-                        "listing the referrers of {subject} under tag {}",
-                        fallback_tag(&subject)
-                    ),
-                    error: Box::new(ImageError::Push {
-                        destination: destination.name().to_string(),
-                        error: Arc::new(e),
-                    }),
-                },
-            ));
-        }
-    }
-    failures
-}
-
-/// Adds `digests` to the fallback index of `subject`, unless the destination lists
-/// referrers itself or the index has them all. Another writer's change between our read and
-/// our write is caught by reading again, and merged again.
-async fn merge_fallback<D: Destination>(
-    destination: &D,
-    repository: &str,
-    subject: &Digest,
-    digests: &[Digest],
-) -> Result<(), CopyError> {
-    if destination.lists_referrers(repository, subject).await? {
-        return Ok(());
-    }
-    let tag = ManifestSelector::Tag(fallback_tag(subject));
-    let mut entries: Vec<ReferrerEntry> = Vec::new();
-    for _ in 0..MERGE_ATTEMPTS {
-        let existing = destination.find_manifest(repository, &tag).await?;
-        let listed: HashSet<Digest> = match &existing {
-            Some(index) => referrers_in(index)?.into_iter().map(|e| e.digest).collect(),
-            None => HashSet::new(),
-        };
-        if digests.iter().all(|d| listed.contains(d)) {
-            return Ok(());
-        }
-        for d in digests.iter().filter(|d| !listed.contains(*d)) {
-            if !entries.iter().any(|e| e.digest == *d) {
-                let selector = ManifestSelector::Digest(d.clone());
-                let manifest = destination
-                    .find_manifest(repository, &selector)
-                    .await?
-                    .ok_or_else(|| CopyError::ManifestNotOffered(d.clone()))?;
-                entries.push(ReferrerEntry::of(&manifest)?);
-            }
-        }
-        if let Some(merged) = merged_fallback_index(existing.as_ref(), &entries)? {
-            destination.put_manifest(repository, &tag, &merged).await?;
-        }
-    }
-    let index = destination.find_manifest(repository, &tag).await?;
-    let listed: HashSet<Digest> = match &index {
-        Some(index) => referrers_in(index)?.into_iter().map(|e| e.digest).collect(),
-        None => HashSet::new(),
-    };
-    match digests.iter().find(|d| !listed.contains(*d)) {
-        None => Ok(()),
-        Some(d) => Err(CopyError::ManifestNotOffered(d.clone())),
     }
 }
 

@@ -105,7 +105,11 @@ impl Destination for RegistryDestination {
         if let Some(known) = self.registry.lists_referrers() {
             return Ok(known);
         }
-        Ok(self.registry.referrers(repository, subject).await?.is_some())
+        // an answer that is not an index of referrers means no API: the fallback tag is safe
+        Ok(matches!(
+            self.registry.referrers(repository, subject).await,
+            Ok(Some(_))
+        ))
     }
 
     async fn read_tree(&self, repository: &str, selector: &ManifestSelector) -> Result<ImageTree, CopyError> {

@@ -17,10 +17,10 @@ use super::source::{BlobBody, BlobRead, FoundReferrer, ManifestRead, Source};
 use crate::limits::KEPT_MANIFESTS_BUDGET;
 use crate::oci::{cosign_tag, fallback_tag, referrers_in, ImageTree, Manifest, ReferrerEntry, COSIGN_SUFFIXES};
 use crate::reference::{Digest, ManifestSelector, Reference};
-use crate::registry::{Registries, Registry, RegistryError};
+use crate::registry::{Registries, Registry};
 
-/// A repository's tags, listed at most once.
-type TagList = OnceCell<Arc<HashSet<String>>>;
+/// A repository's tags, listed at most once (`None`: the registry would not list them).
+type TagList = OnceCell<Option<Arc<HashSet<String>>>>;
 
 /// Reads each image from the registry of its source reference.
 pub struct RegistrySource {
@@ -30,7 +30,7 @@ pub struct RegistrySource {
     kept: KeptManifests,
     /// Each repository's tags, listed once (referrers are found among them).
     tags: Mutex<HashMap<String, Arc<TagList>>>,
-    /// Registries known to lack the referrers API (they answered 404 once).
+    /// Registries known to lack the referrers API (probed, or a lookup answered that way).
     without_referrers_api: Mutex<HashSet<String>>,
 }
 
@@ -54,18 +54,20 @@ impl RegistrySource {
             let key = format!("{}/{repository}", registry.domain());
             tags.entry(key).or_default().clone()
         };
-        cell.get_or_try_init(|| async {
-            let listed = registry.list_tags(repository).await.inspect_err(|e| {
-                tracing::debug!(
-                    "{}: listing the tags of {repository}: {e}; asking tag by tag",
-                    registry.domain()
-                );
-            })?;
-            Ok::<_, RegistryError>(Arc::new(listed.into_iter().collect()))
+        cell.get_or_init(|| async {
+            match registry.list_tags(repository).await {
+                Ok(listed) => Some(Arc::new(listed.into_iter().collect())),
+                Err(e) => {
+                    tracing::debug!(
+                        "{}: listing the tags of {repository}: {e}; asking tag by tag",
+                        registry.domain()
+                    );
+                    None
+                }
+            }
         })
         .await
-        .ok()
-        .cloned()
+        .clone()
     }
 
     async fn has_tag(&self, registry: &Registry, repository: &str, tag: &str) -> Result<bool, CopyError> {
@@ -154,7 +156,8 @@ impl Source for RegistrySource {
                 let opened = registry.get_blob(blob.origin.path(), &digest).await;
                 let result = match opened {
                     Ok(response) => {
-                        let body = resuming_body(registry, blob.origin.path().to_string(), digest.clone(), response);
+                        let at = (blob.origin.path().to_string(), digest.clone(), blob.descriptor.size);
+                        let body = resuming_body(registry, at, response);
                         deliver(blob, body).await
                     }
                     Err(e) => Err(e.into()),
@@ -183,7 +186,8 @@ impl Source for RegistrySource {
         let probes = registries.into_iter().map(|(domain, repository)| async move {
             let nothing: Digest = format!("sha256:{}", "0".repeat(64)).parse().expect("a valid digest");
             let registry = self.registries.get(&domain);
-            if let Ok(None) = registry.referrers(&repository, &nothing).await {
+            // anything but an index of referrers means no API: the tag schema is used then
+            if !matches!(registry.referrers(&repository, &nothing).await, Ok(Some(_))) {
                 self.without_referrers_api
                     .lock()
                     .expect("referrers API lock")
@@ -236,11 +240,18 @@ impl Source for RegistrySource {
     }
 }
 
+/// Times a broken blob body is asked for again before it fails (then the engine may try the
+/// whole transfer again, as for any failed transfer: the two budgets multiply, so this one
+/// stays small).
+const MAX_RESUMES: u32 = 3;
+
 /// Where a resuming body is.
 struct Resume {
     registry: Arc<Registry>,
     repository: String,
     digest: Digest,
+    /// The blob's size: a body that broke after its last byte needs nothing more.
+    size: u64,
     body: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
     /// Bytes handed on so far.
     received: u64,
@@ -251,13 +262,15 @@ struct Resume {
 }
 
 /// A blob's body that, when its connection breaks, is asked for again from the byte it
-/// reached (`Range`), as often as requests are retried: a long transfer is not started over
-/// for one broken connection. The engine still checks size and digest over the whole.
-fn resuming_body(registry: Arc<Registry>, repository: String, digest: Digest, first: reqwest::Response) -> BlobBody {
+/// reached (`Range`), up to [`MAX_RESUMES`] times: a long transfer is not started over for
+/// one broken connection. The engine still checks size and digest over the whole.
+fn resuming_body(registry: Arc<Registry>, at: (String, Digest, u64), first: reqwest::Response) -> BlobBody {
+    let (repository, digest, size) = at;
     let state = Resume {
         registry,
         repository,
         digest,
+        size,
         body: Some(first.bytes_stream().boxed()),
         received: 0,
         skip: 0,
@@ -278,7 +291,9 @@ fn resuming_body(registry: Arc<Registry>, repository: String, digest: Digest, fi
                     return Some((Ok(chunk), st));
                 }
                 None => return None,
-                Some(Err(e)) if st.resumed + 1 < st.registry.retry_policy().max_attempts => {
+                // everything arrived; only the end of the message was lost
+                Some(Err(_)) if st.received == st.size => return None,
+                Some(Err(e)) if st.resumed < MAX_RESUMES => {
                     let policy = st.registry.retry_policy();
                     tracing::info!(
                         "{}: blob {} broke off after {} bytes ({e}); asking for the rest",

@@ -91,6 +91,13 @@ pub trait Source: Send + Sync {
         subject: &Digest,
     ) -> impl Future<Output = Result<Vec<FoundReferrer>, CopyError>> + Send;
 
+    /// Called once every blob is placed, before any manifest is pushed: a source that has
+    /// not read all of itself yet (an archive read once, whose blobs were all in the
+    /// destination already) reads the rest now, so nothing it holds goes unseen.
+    fn finish_reading(&self) -> impl Future<Output = Result<(), CopyError>> + Send {
+        async { Ok(()) }
+    }
+
     /// A repository of `registry` holding the job's blobs already, when the image lives on
     /// that registry (so its blobs can be mounted instead of sent).
     fn repository_on(&self, job: &ImageJob, registry: &str) -> Option<String>;

@@ -26,6 +26,8 @@ struct MemorySource {
     manifest_reads: Mutex<Vec<usize>>,
     /// Looking up referrers fails.
     referrers_fail: bool,
+    /// Listed as referrers of every subject, though the source does not hold them.
+    gone_referrers: Vec<Digest>,
 }
 
 impl MemorySource {
@@ -147,7 +149,16 @@ impl Source for MemorySource {
         if self.referrers_fail {
             return Err(missing("a referrers listing"));
         }
-        let mut found: Vec<FoundReferrer> = Vec::new();
+        let mut found: Vec<FoundReferrer> = self
+            .gone_referrers
+            .iter()
+            .map(|d| FoundReferrer {
+                tag: None,
+                digest: Some(d.clone()),
+                kind: crate::oci::ReferrerKind::Referrer,
+                names_subject: true,
+            })
+            .collect();
         let mut with_subject: Vec<&Manifest> = self
             .manifests
             .values()
@@ -809,4 +820,17 @@ async fn an_image_whose_referrers_cannot_be_listed_fails_and_nothing_is_pushed()
     assert!(error.contains("finding what refers to"), "{error}");
     assert!(dst.manifest_puts.lock().unwrap().is_empty(), "nothing pushed");
     assert!(dst.uploads.lock().unwrap().is_empty(), "nothing sent");
+}
+
+#[tokio::test]
+async fn a_listed_referrer_that_is_gone_is_skipped() {
+    let (mut src, image, _, sbom, _) = signed_image();
+    src.gone_referrers = vec![format!("sha256:{}", "9".repeat(64)).parse().unwrap()];
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy(&src, &dst, &[job("src.example/app:1", "memory/app")]).await;
+    assert!(report.succeeded(), "{:?}", report.images);
+    assert_eq!(
+        fallback_entries(&dst, "memory/app", &image.digest),
+        vec![sbom.digest.clone()]
+    );
 }

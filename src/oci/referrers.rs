@@ -179,8 +179,9 @@ pub fn referrers_in(index: &Manifest) -> Result<Vec<ReferrerEntry>, ManifestErro
     Ok(i.manifests)
 }
 
-/// The fallback tag's index with `entries` added to `existing` (its entries and fields kept,
-/// none twice), or `None` when it holds them all already.
+/// The fallback tag's index with `entries` added to `existing` (its entries and fields kept
+/// as they are; an entry already listed is not added again), or `None` when it holds them
+/// all already.
 pub fn merged_fallback_index(
     existing: Option<&Manifest>,
     entries: &[ReferrerEntry],
@@ -210,6 +211,24 @@ pub fn merged_fallback_index(
     }
     let bytes = serde_json::to_vec(&document).expect("JSON values serialise");
     Manifest::new(bytes.into(), Some(OCI_INDEX), None).map(Some)
+}
+
+/// The fallback index `index` without the entries `gone` (their manifests were deleted).
+pub fn pruned_fallback_index(index: Option<&Manifest>, gone: &[Digest]) -> Result<Manifest, ManifestError> {
+    let mut document = match index {
+        Some(m) => serde_json::from_slice::<Value>(&m.bytes).map_err(|e| invalid(m, e))?,
+        None => json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [] }),
+    };
+    if let Some(list) = document.get_mut("manifests").and_then(Value::as_array_mut) {
+        let gone: Vec<String> = gone.iter().map(Digest::to_string).collect();
+        list.retain(|e| {
+            !e.get("digest")
+                .and_then(Value::as_str)
+                .is_some_and(|d| gone.iter().any(|g| g == d))
+        });
+    }
+    let bytes = serde_json::to_vec(&document).expect("JSON values serialise");
+    Manifest::new(bytes.into(), Some(OCI_INDEX), None)
 }
 
 #[cfg(test)]

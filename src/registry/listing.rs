@@ -17,8 +17,13 @@ use crate::reference::Digest;
 const TAGS_PER_PAGE: usize = 1000;
 /// Largest tag list page read.
 const MAX_TAGS_PAGE: usize = 8 * 1024 * 1024;
-/// Pages followed at most (a registry that pages forever is cut off).
-const MAX_TAGS_PAGES: usize = 10_000;
+/// Tag list bytes read in all for one repository (about a million tags).
+const MAX_TAGS_BYTES: usize = 64 * 1024 * 1024;
+/// Referrers listed for one manifest at most: past that, the listing is refused rather
+/// than held (nothing a server sends may grow memory without bound).
+pub const MAX_REFERRERS: usize = 10_000;
+/// Pages of one listing followed at most.
+const MAX_PAGES: usize = 10_000;
 
 impl Registry {
     /// Every tag of the repository, following `Link: <…>; rel="next"` pages until there is
@@ -33,7 +38,11 @@ impl Registry {
         let scopes = [repository_scope(repository, false)];
         let mut next = format!("v2/{repository}/tags/list?n={TAGS_PER_PAGE}");
         let mut tags = Vec::new();
-        for _ in 0..MAX_TAGS_PAGES {
+        let mut pages = Pages::default();
+        loop {
+            pages
+                .visit(&next)
+                .map_err(|why| self.protocol(format!("{op}: {why}")))?;
             let path = next.clone();
             let response = self
                 .send(&op, &scopes, |http, base| {
@@ -50,6 +59,10 @@ impl Registry {
                 .await
                 .map_err(|e| self.transport(&op, &e))?
                 .ok_or_else(|| self.protocol(format!("{op}: a page larger than {MAX_TAGS_PAGE} bytes")))?;
+            pages.bytes += body.len();
+            if pages.bytes > MAX_TAGS_BYTES {
+                return Err(self.protocol(format!("{op}: more than {MAX_TAGS_BYTES} bytes of tags")));
+            }
             let page: Page =
                 serde_json::from_slice(&body).map_err(|e| self.protocol(format!("{op}: not a tag list: {e}")))?;
             tags.extend(page.tags.unwrap_or_default());
@@ -58,11 +71,11 @@ impl Registry {
             };
             next = self.same_origin_path(&op, &answered, &link)?;
         }
-        Err(self.protocol(format!("{op}: more than {MAX_TAGS_PAGES} pages")))
     }
 
     /// The referrers of `subject` by the OCI 1.1 referrers API, every page of its answer
-    /// followed; `None` when the registry has no such API (404).
+    /// followed; `None` when the registry has no such API (it answers 404, 405 or 501: a
+    /// registry with the API never answers 404 here, as the distribution spec says).
     pub async fn referrers(
         &self,
         repository: &str,
@@ -72,7 +85,12 @@ impl Registry {
         let scopes = [repository_scope(repository, false)];
         let mut next = format!("v2/{repository}/referrers/{subject}");
         let mut entries = Vec::new();
-        for page in 0..MAX_TAGS_PAGES {
+        let mut pages = Pages::default();
+        loop {
+            let first = pages.visited.is_empty();
+            pages
+                .visit(&next)
+                .map_err(|why| self.protocol(format!("{op}: {why}")))?;
             let path = next.clone();
             let response = self
                 .send(&op, &scopes, |http, base| {
@@ -80,10 +98,10 @@ impl Registry {
                         .header(ACCEPT, OCI_INDEX)
                 })
                 .await?;
-            if page == 0
+            if first
                 && matches!(
                     response.status(),
-                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
                 )
             {
                 return Ok(None);
@@ -97,12 +115,14 @@ impl Registry {
                 .ok_or_else(|| self.protocol(format!("{op}: an index larger than {MAX_MANIFEST_SIZE} bytes")))?;
             let index = Manifest::new(bytes, Some(OCI_INDEX), None).map_err(|e| self.manifest_error(&op, e))?;
             entries.extend(referrers_in(&index).map_err(|e| self.manifest_error(&op, e))?);
+            if entries.len() > MAX_REFERRERS {
+                return Err(self.protocol(format!("{op}: more than {MAX_REFERRERS} referrers")));
+            }
             match link {
                 Some(link) => next = self.same_origin_path(&op, &answered, &link)?,
                 None => return Ok(Some(entries)),
             }
         }
-        Err(self.protocol(format!("{op}: more than {MAX_TAGS_PAGES} pages")))
     }
 
     fn manifest_error(&self, op: &str, e: ManifestError) -> RegistryError {
@@ -113,8 +133,8 @@ impl Registry {
         }
     }
 
-    /// The path and query of a `Link` target, which must stay on the host that answered, so a
-    /// registry cannot send a listing (and its credentials) elsewhere.
+    /// The path and query of a `Link` target, asked of the registry's own endpoint: a link to
+    /// another host is refused rather than quietly read from this one.
     fn same_origin_path(&self, op: &str, answered: &Url, link: &str) -> Result<String, RegistryError> {
         let to = answered
             .join(link)
@@ -127,6 +147,26 @@ impl Registry {
             Some(q) => format!("{path}?{q}"),
             None => path.to_string(),
         })
+    }
+}
+
+/// The pages of one listing so far: a link back to one already read ends it as an error, so
+/// a registry cannot page forever.
+#[derive(Default)]
+struct Pages {
+    visited: std::collections::HashSet<String>,
+    bytes: usize,
+}
+
+impl Pages {
+    fn visit(&mut self, path: &str) -> Result<(), String> {
+        if self.visited.len() >= MAX_PAGES {
+            return Err(format!("more than {MAX_PAGES} pages"));
+        }
+        match self.visited.insert(path.to_string()) {
+            true => Ok(()),
+            false => Err(format!("the next page links back to {path}")),
+        }
     }
 }
 
