@@ -4,5 +4,6 @@
 //! ([`plan`]). Nothing here touches the network; listing catalogs and tags and copying the
 //! pairs belong to the layers above.
 
+pub mod mapping;
 pub mod tags;
 mod yaml;
