@@ -4,6 +4,7 @@
 //! ([`plan`]). Nothing here touches the network; listing catalogs and tags and copying the
 //! pairs belong to the layers above.
 
+pub mod config;
 pub mod mapping;
 pub mod tags;
 mod yaml;
