@@ -6,5 +6,6 @@
 
 pub mod config;
 pub mod mapping;
+pub mod plan;
 pub mod tags;
 mod yaml;
