@@ -22,7 +22,12 @@ use crate::reference::validate_domain;
 pub const MAX_CONFIG_FILE_SIZE: u64 = 4 * 1024 * 1024;
 
 /// The names of Docker Hub's registry (SYNC.md §4); all reach [`DOCKER_HUB_API_HOST`].
-pub const DOCKER_HUB_NAMES: [&str; 4] = ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"];
+pub const DOCKER_HUB_NAMES: [&str; 4] = [
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
 
 /// The host Docker Hub's registry API answers on.
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
@@ -293,7 +298,10 @@ impl<'a> Fields<'a> {
     /// `node` must be a mapping whose keys are all in `allowed`, each once.
     fn of(node: &'a Node, ctx: &Ctx, allowed: &[&str]) -> Result<Fields<'a>, ConfigError> {
         let Some(pairs) = node.entries() else {
-            return Err(ctx.err(format!("expected a mapping of keys, found {}", node.describe()), Some(node.pos)));
+            return Err(ctx.err(
+                format!("expected a mapping of keys, found {}", node.describe()),
+                Some(node.pos),
+            ));
         };
         let mut entries: Vec<(&str, &Node, &Node)> = Vec::new();
         for (key, value) in pairs {
@@ -404,7 +412,9 @@ fn is_go_duration(s: &str) -> bool {
         if int == 0 && frac == 0 {
             return false;
         }
-        let unit_len = rest.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if !matches!(&rest[..unit_len], "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h") {
             return false;
         }
@@ -534,7 +544,16 @@ impl Reader {
         let f = Fields::of(
             root,
             &ctx,
-            &["relay", "skopeo", "docker", "dockerhost", "api-version", "lister", "watch", "tasks"],
+            &[
+                "relay",
+                "skopeo",
+                "docker",
+                "dockerhost",
+                "api-version",
+                "lister",
+                "watch",
+                "tasks",
+            ],
         )?;
         const NO_RELAY: &str = "copies go through cnab-relocate's own client, not skopeo or Docker";
         match f.text("relay", &ctx)? {
@@ -585,17 +604,17 @@ impl Reader {
             self.ignored(&ctx.key("watch"), "a one-shot run has nothing to restart");
         }
         if !f.has("tasks") {
-            return Err(ctx.err(
-                "'tasks' is required (a list of tasks; it may be empty)",
-                Some(root.pos),
-            ));
+            return Err(ctx.err("'tasks' is required (a list of tasks; it may be empty)", Some(root.pos)));
         }
         let mut tasks = Vec::new();
         if let Some(list) = f.get("tasks") {
             let c = ctx.key("tasks");
-            let items = list
-                .items()
-                .ok_or_else(|| c.err(format!("expected a list of tasks, found {}", list.describe()), Some(list.pos)))?;
+            let items = list.items().ok_or_else(|| {
+                c.err(
+                    format!("expected a list of tasks, found {}", list.describe()),
+                    Some(list.pos),
+                )
+            })?;
             for (i, node) in items.iter().enumerate() {
                 tasks.push(self.task(i, node, &c.index(i))?);
             }
@@ -633,7 +652,11 @@ impl Reader {
         {
             ctx.task = Some(name.to_string());
         }
-        let f = Fields::of(node, &ctx, &["name", "interval", "verbose", "source", "target", "mappings"])?;
+        let f = Fields::of(
+            node,
+            &ctx,
+            &["name", "interval", "verbose", "source", "target", "mappings"],
+        )?;
         let name = match f.text("name", &ctx)? {
             Some(n) if !n.trim().is_empty() => n.to_string(),
             _ => return Err(ctx.err("a task requires a 'name'", Some(f.value_pos("name")))),
@@ -641,8 +664,10 @@ impl Reader {
         let interval = match f.int("interval", &ctx)? {
             None => None,
             Some(i) => Some(u64::try_from(i).map_err(|_| {
-                ctx.key("interval")
-                    .err("must be 0 or a positive integer (seconds)", Some(f.value_pos("interval")))
+                ctx.key("interval").err(
+                    "must be 0 or a positive integer (seconds)",
+                    Some(f.value_pos("interval")),
+                )
             })?),
         };
         if f.bool("verbose", &ctx)?.is_some() {
@@ -654,14 +679,20 @@ impl Reader {
         if let Some(list) = f.get("mappings") {
             let c = ctx.key("mappings");
             let items = list.items().ok_or_else(|| {
-                c.err(format!("expected a list of mappings, found {}", list.describe()), Some(list.pos))
+                c.err(
+                    format!("expected a list of mappings, found {}", list.describe()),
+                    Some(list.pos),
+                )
             })?;
             for (i, m) in items.iter().enumerate() {
                 mappings.push(self.mapping(i, m, &c.index(i), &source)?);
             }
         }
         if mappings.is_empty() {
-            self.note(NoticeLevel::Warning, format!("task '{name}' has no mappings: nothing to do"));
+            self.note(
+                NoticeLevel::Warning,
+                format!("task '{name}' has no mappings: nothing to do"),
+            );
         }
         Ok(Task {
             index,
@@ -679,11 +710,12 @@ impl Reader {
         let Some(node) = task.get(key) else {
             return Err(ctx.err(format!("'{key}' is required"), Some(task.value_pos(key))));
         };
-        let f = Fields::of(node, &c, &["registry", "auth", "skip-tls-verify", "auth-refresh", "lister"])?;
-        let registry = f
-            .required("registry", &c)?
-            .trim()
-            .to_string();
+        let f = Fields::of(
+            node,
+            &c,
+            &["registry", "auth", "skip-tls-verify", "auth-refresh", "lister"],
+        )?;
+        let registry = f.required("registry", &c)?.trim().to_string();
         check_registry(&registry).map_err(|e| c.key("registry").err(e, Some(f.value_pos("registry"))))?;
         let auth = match f.text("auth", &c)? {
             None => Auth::DockerConfig,
@@ -772,16 +804,20 @@ impl Reader {
         let mut positions = Vec::new();
         if let Some(list) = f.get("tags") {
             let c = ctx.key("tags");
-            let items = list
-                .items()
-                .ok_or_else(|| c.err(format!("expected a list of tags, found {}", list.describe()), Some(list.pos)))?;
+            let items = list.items().ok_or_else(|| {
+                c.err(
+                    format!("expected a list of tags, found {}", list.describe()),
+                    Some(list.pos),
+                )
+            })?;
             for (i, item) in items.iter().enumerate() {
                 match (&item.kind, item.text()) {
                     (Kind::Scalar { .. }, Some(t)) => entries.push(t),
                     _ => {
-                        return Err(c
-                            .index(i)
-                            .err(format!("expected a tag or filter, found {}", item.describe()), Some(item.pos)))
+                        return Err(c.index(i).err(
+                            format!("expected a tag or filter, found {}", item.describe()),
+                            Some(item.pos),
+                        ))
                     }
                 }
                 positions.push(item.pos);
@@ -843,7 +879,10 @@ pub fn parse_mapping_rules(text: &str) -> Result<MappingRules, ConfigError> {
         Kind::Scalar { .. } => (&root, Ctx::root()),
     };
     let items = list.items().ok_or_else(|| {
-        ctx.err(format!("expected a list of rules (from/to), found {}", list.describe()), Some(list.pos))
+        ctx.err(
+            format!("expected a list of rules (from/to), found {}", list.describe()),
+            Some(list.pos),
+        )
     })?;
     let mut rules = Vec::new();
     for (i, node) in items.iter().enumerate() {
@@ -894,17 +933,22 @@ pub enum TaskSelectionError {
 
 /// The tasks `--task` selects, in file order: those whose name one of `exprs` matches as a
 /// whole. No expression selects every task.
-pub fn select_tasks<'a, S: AsRef<str>>(config: &'a SyncConfig, exprs: &[S]) -> Result<Vec<&'a Task>, TaskSelectionError> {
+pub fn select_tasks<'a, S: AsRef<str>>(
+    config: &'a SyncConfig,
+    exprs: &[S],
+) -> Result<Vec<&'a Task>, TaskSelectionError> {
     if exprs.is_empty() {
         return Ok(config.tasks.iter().collect());
     }
     let mut regexes = Vec::new();
     for e in exprs {
         let e = e.as_ref();
-        regexes.push(super::mapping::whole_match(e).map_err(|reason| TaskSelectionError::InvalidExpression {
-            expr: e.to_string(),
-            reason,
-        })?);
+        regexes.push(
+            super::mapping::whole_match(e).map_err(|reason| TaskSelectionError::InvalidExpression {
+                expr: e.to_string(),
+                reason,
+            })?,
+        );
     }
     let chosen: Vec<&Task> = config
         .tasks
@@ -916,12 +960,15 @@ pub fn select_tasks<'a, S: AsRef<str>>(config: &'a SyncConfig, exprs: &[S]) -> R
         let names: Vec<String> = config.tasks.iter().map(|t| quote(&t.name)).collect();
         return Err(TaskSelectionError::NoMatch {
             exprs: exprs.iter().map(|e| quote(e.as_ref())).collect::<Vec<_>>().join(", "),
-            names: if names.is_empty() { "none".into() } else { names.join(", ") },
+            names: if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            },
         });
     }
     Ok(chosen)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -991,7 +1038,10 @@ tasks:
         let c = ok(README_KUBERNETES);
         assert_eq!(c.tasks.len(), 1);
         let t = &c.tasks[0];
-        assert_eq!((t.name.as_str(), t.index, t.line, t.interval), ("task1", 0, 3, Some(60)));
+        assert_eq!(
+            (t.name.as_str(), t.index, t.line, t.interval),
+            ("task1", 0, 3, Some(60))
+        );
         assert_eq!(t.source.registry, "registry.acme.com");
         assert_eq!(t.source.auth, alex());
         assert_eq!(
@@ -1004,15 +1054,30 @@ tasks:
         assert_eq!(t.target.registry, "registry.my-cluster");
         assert!(!t.source.skip_tls_verify);
         assert_eq!(t.mappings.len(), 2);
-        assert_eq!(t.mappings[0].repositories.map("registry.my-cluster", "test/image").unwrap(), "archive/test/image");
-        assert_eq!(t.mappings[1].repositories.target_path("test/another-image"), "test/another-image");
-        assert!(t.mappings.iter().all(|m| m.tags.takes_all_tags() && m.platform.is_none()));
+        assert_eq!(
+            t.mappings[0]
+                .repositories
+                .map("registry.my-cluster", "test/image")
+                .unwrap(),
+            "archive/test/image"
+        );
+        assert_eq!(
+            t.mappings[1].repositories.target_path("test/another-image"),
+            "test/another-image"
+        );
+        assert!(t
+            .mappings
+            .iter()
+            .all(|m| m.tags.takes_all_tags() && m.platform.is_none()));
         assert_eq!(c.max_items, None);
         assert_eq!(
             warnings(&c),
             ["interval is ignored: every task runs once per invocation (tasks 'task1'); schedule periodic runs with cron, a systemd timer or a Kubernetes CronJob"]
         );
-        assert!(c.notices.iter().any(|n| n.level == NoticeLevel::Verbose && n.message.starts_with("relay: ignored")));
+        assert!(c
+            .notices
+            .iter()
+            .any(|n| n.level == NoticeLevel::Verbose && n.message.starts_with("relay: ignored")));
     }
 
     /// dregsy's README, the full configuration example.
@@ -1158,7 +1223,10 @@ tasks:
     to: docker/library/busybox
     tags: ['1.29.2', '1.29.3', 'latest']
 ");
-        assert_eq!(c.tasks[0].mappings[0].repositories.target_path("library/busybox"), "docker/library/busybox");
+        assert_eq!(
+            c.tasks[0].mappings[0].repositories.target_path("library/busybox"),
+            "docker/library/busybox"
+        );
     }
 
     /// dregsy's test/fixtures/e2e/mapping/skopeo-local.yaml: regex from and to, one registry.
@@ -1230,7 +1298,9 @@ tasks:
             let c = ok(&format!("{head}{tags}"));
             assert_eq!(c.tasks[0].source.auth, alex());
         }
-        let c = ok(&format!("{head}    - 'glibc'\n    - 'semver: >=1.33.0 <=1.36.0'\n    - 'keep: latest 5'\n"));
+        let c = ok(&format!(
+            "{head}    - 'glibc'\n    - 'semver: >=1.33.0 <=1.36.0'\n    - 'keep: latest 5'\n"
+        ));
         assert_eq!(c.tasks[0].mappings[0].tags.keep_latest(), Some(5));
         // the regex file: two tasks, the second reads what the first wrote
         let c = ok("\
@@ -1369,7 +1439,10 @@ tasks:
   - from: regex:kubika/.*
     to: gcr
 ");
-        assert_eq!(c.tasks[0].mappings[0].repositories.target_path("kubika/x"), "gcr/kubika/x");
+        assert_eq!(
+            c.tasks[0].mappings[0].repositories.target_path("kubika/x"),
+            "gcr/kubika/x"
+        );
         // the ECR mapping fixture, and ECR public
         ok("\
 lister:
@@ -1454,7 +1527,12 @@ tasks:
     to: regex:jenkins/,mapping-skopeo/dh/other-jenkins/
     tags: [\"latest\"]
 ");
-        assert_err(&e, "tasks[0].source.lister.type", "lister type 'index' is not supported", Some(14));
+        assert_err(
+            &e,
+            "tasks[0].source.lister.type",
+            "lister type 'index' is not supported",
+            Some(14),
+        );
         // config/task-no-name.yaml
         let e = err("relay: skopeo\ntasks:\n- interval: 60\n");
         assert_err(&e, "tasks[0]", "requires a 'name'", Some(3));
@@ -1469,7 +1547,10 @@ tasks:
     registry: registry.hub.docker.com
 ");
         assert_err(&e, "tasks[0]", "'target' is required", Some(3));
-        assert_eq!(e.to_string(), "tasks[0] (task 'test'): 'target' is required at line 3 column 3");
+        assert_eq!(
+            e.to_string(),
+            "tasks[0] (task 'test'): 'target' is required at line 3 column 3"
+        );
         // config/task-bad-interval.yaml
         let e = err("relay: skopeo\ntasks:\n- name: test\n  interval: -10\n");
         assert_err(&e, "tasks[0].interval", "0 or a positive integer", Some(4));
@@ -1581,7 +1662,10 @@ tasks:
         assert_eq!(two.source.registry, "source.reg");
         assert_eq!(two.target.registry, "bar");
         assert_eq!(two.mappings.len(), 1);
-        assert_eq!(two.mappings[0].repositories.target_path("library/busybox"), "base/library/busybox");
+        assert_eq!(
+            two.mappings[0].repositories.target_path("library/busybox"),
+            "base/library/busybox"
+        );
         assert_eq!(select_tags(&two.mappings[0].tags, None).unwrap().len(), 3);
     }
 
@@ -1608,7 +1692,15 @@ tasks:
         assert_eq!(c.tasks[0].name, "2.0");
         assert_eq!(c.tasks[1].name, "${NAME}");
         // YAML 1.1 booleans
-        for (word, want) in [("yes", true), ("On", true), ("Y", true), ("TRUE", true), ("no", false), ("off", false), ("False", false)] {
+        for (word, want) in [
+            ("yes", true),
+            ("On", true),
+            ("Y", true),
+            ("TRUE", true),
+            ("no", false),
+            ("off", false),
+            ("False", false),
+        ] {
             let c = ok(&one_task(&format!("    skip-tls-verify: {word}\n"), ""));
             assert_eq!(c.tasks[0].source.skip_tls_verify, want, "{word}");
         }
@@ -1626,7 +1718,10 @@ tasks:
     registry: b.io
 ");
         let t = &c.tasks[0].target;
-        assert_eq!((t.registry.as_str(), &t.auth, t.skip_tls_verify), ("b.io", &Auth::Anonymous, true));
+        assert_eq!(
+            (t.registry.as_str(), &t.auth, t.skip_tls_verify),
+            ("b.io", &Auth::Anonymous, true)
+        );
         // a merge key whose value is not a mapping is refused, never dropped
         let e = err("tasks:\n- name: a\n  source:\n    <<: 1\n    registry: a.io\n");
         assert!(e.message.contains("merge key"), "{e}");
@@ -1650,7 +1745,10 @@ tasks:
             (b64("bob:pa:ss"), basic("bob", "pa:ss")),
             (b64("bob"), basic("bob", "")),
             (b64("[1]"), basic("[1]", "")),
-            (b64("{\"username\":1,\"password\":\"p\"}"), basic("{\"username\"", "1,\"password\":\"p\"}")),
+            (
+                b64("{\"username\":1,\"password\":\"p\"}"),
+                basic("{\"username\"", "1,\"password\":\"p\"}"),
+            ),
             (b64(":"), Auth::DockerConfig),
             ("none".into(), Auth::Anonymous),
             ("''".into(), Auth::DockerConfig),
@@ -1661,15 +1759,28 @@ tasks:
         }
         let secret = "not*base64";
         let e = err(&one_task(&format!("    auth: {secret}\n"), ""));
-        assert_err(&e, "tasks[0].source.auth", "the source auth is not standard base64", Some(5));
+        assert_err(
+            &e,
+            "tasks[0].source.auth",
+            "the source auth is not standard base64",
+            Some(5),
+        );
         assert!(!e.to_string().contains(secret), "the value is never shown: {e}");
         assert!(!format!("{:?}", alex()).contains("secret"), "Debug hides the password");
     }
 
     #[test]
     fn registries() {
-        for good in ["a.io", "localhost:5000", "127.0.0.1:5000", "Registry.Example.com", "my-registry"] {
-            let c = ok(&format!("tasks:\n- name: t\n  source: {{registry: {good}}}\n  target: {{registry: b.io}}\n"));
+        for good in [
+            "a.io",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "Registry.Example.com",
+            "my-registry",
+        ] {
+            let c = ok(&format!(
+                "tasks:\n- name: t\n  source: {{registry: {good}}}\n  target: {{registry: b.io}}\n"
+            ));
             assert_eq!(c.tasks[0].source.registry, good);
         }
         for (bad, needle) in [
@@ -1680,7 +1791,9 @@ tasks:
             ("a_b.io", "not a valid host name"),
             ("'[::1]:5000'", "IPv6"),
         ] {
-            let e = err(&format!("tasks:\n- name: t\n  source: {{registry: {bad}}}\n  target: {{registry: b.io}}\n"));
+            let e = err(&format!(
+                "tasks:\n- name: t\n  source: {{registry: {bad}}}\n  target: {{registry: b.io}}\n"
+            ));
             assert_err(&e, "tasks[0].source.registry", needle, Some(3));
         }
         for hub in DOCKER_HUB_NAMES {
@@ -1706,13 +1819,23 @@ tasks:
     fn listers() {
         // the source catalog lister, search ignored; a target lister is parsed and ignored
         let c = ok(&one_task("    lister: {type: catalog, search: x}\n", ""));
-        assert!(c.notices.iter().any(|n| n.message.starts_with("tasks[0].source.lister.search (task 't'): ignored")));
-        let c = ok("tasks:\n- name: t\n  source: {registry: a.io}\n  target: {registry: b.io, lister: {type: dockerhub}}\n");
-        assert!(c.notices.iter().any(|n| n.message.starts_with("tasks[0].target.lister (task 't'): ignored")));
+        assert!(c.notices.iter().any(|n| n
+            .message
+            .starts_with("tasks[0].source.lister.search (task 't'): ignored")));
+        let c = ok(
+            "tasks:\n- name: t\n  source: {registry: a.io}\n  target: {registry: b.io, lister: {type: dockerhub}}\n",
+        );
+        assert!(c
+            .notices
+            .iter()
+            .any(|n| n.message.starts_with("tasks[0].target.lister (task 't'): ignored")));
         for (lister, needle) in [
             ("{search: x}", "no lister type set"),
             ("{type: hub}", "invalid lister type 'hub'"),
-            ("{type: index, search: x}", "list the repositories as plain from entries"),
+            (
+                "{type: index, search: x}",
+                "list the repositories as plain from entries",
+            ),
             ("{type: catalog, page: 1}", "unknown field 'page'"),
         ] {
             let e = err(&one_task(&format!("    lister: {lister}\n"), ""));
@@ -1753,7 +1876,13 @@ tasks:
         let c = ok("tasks:\n- name: a\n  source: {registry: a.io}\n  target: {registry: b.io}\n- name: a\n  source: {registry: a.io}\n  target: {registry: b.io}\n");
         assert_eq!(c.tasks.len(), 2);
         // no mappings: a warning per task
-        assert_eq!(warnings(&c), ["task 'a' has no mappings: nothing to do", "task 'a' has no mappings: nothing to do"]);
+        assert_eq!(
+            warnings(&c),
+            [
+                "task 'a' has no mappings: nothing to do",
+                "task 'a' has no mappings: nothing to do"
+            ]
+        );
         // interval: an integer ≥ 0, only > 0 is worth a warning
         let c = ok(&one_task("", "").replace("  source:", "  interval: 0\n  source:"));
         assert_eq!((c.tasks[0].interval, warnings(&c).len()), (Some(0), 0));
@@ -1778,14 +1907,20 @@ tasks:
         let e = err(&one_task("", "    tags:\n    - latest\n    - 'semver: >=1.0'\n"));
         assert_err(&e, "tasks[0].mappings[0].tags[1]", "invalid semver range", Some(11));
         let e = err(&one_task("", "    tags: [latest, ~]\n"));
-        assert_err(&e, "tasks[0].mappings[0].tags[1]", "expected a tag or filter, found empty", Some(9));
+        assert_err(
+            &e,
+            "tasks[0].mappings[0].tags[1]",
+            "expected a tag or filter, found empty",
+            Some(9),
+        );
         let e = err(&one_task("", "    tags: ['sha256:abc']\n"));
         assert_err(&e, "tasks[0].mappings[0].tags[0]", "64 lower-case", Some(9));
         for bad in ["linux", "linux/", "Linux/amd64", "linux/arm/v7/x", "all/"] {
             let e = err(&one_task("", &format!("    platform: {bad}\n")));
             assert_err(&e, "tasks[0].mappings[0].platform", "is not a platform", Some(9));
         }
-        let e = err("tasks:\n- name: t\n  source: {registry: a.io}\n  target: {registry: b.io}\n  mappings: {from: a}\n");
+        let e =
+            err("tasks:\n- name: t\n  source: {registry: a.io}\n  target: {registry: b.io}\n  mappings: {from: a}\n");
         assert_err(&e, "tasks[0].mappings", "expected a list of mappings", Some(5));
     }
 
@@ -1793,15 +1928,25 @@ tasks:
     fn task_selection() {
         let c = ok("tasks:\n- name: a\n  source: {registry: a.io}\n  target: {registry: b.io}\n- name: ab\n  source: {registry: a.io}\n  target: {registry: b.io}\n- name: a\n  source: {registry: a.io}\n  target: {registry: c.io}\n");
         let names = |exprs: &[&str]| -> Vec<(String, usize)> {
-            select_tasks(&c, exprs).unwrap().iter().map(|t| (t.name.clone(), t.index)).collect()
+            select_tasks(&c, exprs)
+                .unwrap()
+                .iter()
+                .map(|t| (t.name.clone(), t.index))
+                .collect()
         };
         assert_eq!(names(&[]).len(), 3);
         // a whole-name match; duplicates all selected; union in file order
         assert_eq!(names(&["a"]), [("a".into(), 0), ("a".into(), 2)]);
-        assert_eq!(names(&["ab", "a"]), [("a".into(), 0), ("ab".into(), 1), ("a".into(), 2)]);
+        assert_eq!(
+            names(&["ab", "a"]),
+            [("a".into(), 0), ("ab".into(), 1), ("a".into(), 2)]
+        );
         assert_eq!(names(&["a.*"]).len(), 3);
         let e = select_tasks(&c, &["b"]).unwrap_err();
-        assert_eq!(e.to_string(), "--task 'b' matches no task; the tasks are: 'a', 'ab', 'a'");
+        assert_eq!(
+            e.to_string(),
+            "--task 'b' matches no task; the tasks are: 'a', 'ab', 'a'"
+        );
         let e = select_tasks(&c, &["("]).unwrap_err();
         assert!(matches!(e, TaskSelectionError::InvalidExpression { .. }), "{e}");
     }
@@ -1828,8 +1973,14 @@ tasks:
             for (image, want) in [
                 ("nginx:1.25", "reg.acme.com/mirror/hub/nginx:1.25"),
                 ("ghcr.io/acme/tool:1", "reg.acme.com/mirror/tools/acme-tool:1"),
-                ("registry.example.com/apps/web:1.0", "reg.acme.com/mirror/apps-mirror/apps/web:1.0"),
-                ("gcr.io/distroless/static:nonroot", "reg.acme.com/mirror/distroless/static:nonroot"),
+                (
+                    "registry.example.com/apps/web:1.0",
+                    "reg.acme.com/mirror/apps-mirror/apps/web:1.0",
+                ),
+                (
+                    "gcr.io/distroless/static:nonroot",
+                    "reg.acme.com/mirror/distroless/static:nonroot",
+                ),
             ] {
                 let r = Reference::parse_normalized(image).unwrap();
                 assert_eq!(rules.relocate(&prefix, image, &r).unwrap().to_string(), want);
@@ -1837,7 +1988,12 @@ tasks:
         }
         // a dregsy task's mappings pasted in: tags and platform are refused
         let e = parse_mapping_rules("mappings:\n- from: nginx\n  tags: [latest]\n").unwrap_err();
-        assert_err(&e, "mappings[0]", "unknown field 'tags'; expected one of: from, to", Some(3));
+        assert_err(
+            &e,
+            "mappings[0]",
+            "unknown field 'tags'; expected one of: from, to",
+            Some(3),
+        );
         let e = parse_mapping_rules("- from: nginx\n- to: x\n").unwrap_err();
         assert_err(&e, "[1]", "requires 'from'", Some(2));
         let e = parse_mapping_rules("- from: nginx:1.25\n").unwrap_err();

@@ -415,7 +415,14 @@ impl MappingRules {
             (To::Same, _) => path.to_string(),
             (To::Path(t), RuleFrom::Name(_)) => t.strip_suffix('/').unwrap_or(t).to_string(),
             (To::Path(t), RuleFrom::Regex(_)) => join(t, path),
-            (To::Replace { expr, regex, replacement }, _) => {
+            (
+                To::Replace {
+                    expr,
+                    regex,
+                    replacement,
+                },
+                _,
+            ) => {
                 if !regex.is_match(&name) {
                     return Err(RuleError::ToDoesNotMatch {
                         rule: index,
@@ -502,7 +509,11 @@ mod tests {
                 Some("mirror"),
                 &[("apps/api", "mirror/apps/api"), ("apps/web", "mirror/apps/web")],
             ),
-            ("regex:tools/.*", Some("regex:^/tools/(.*),ext/$1-tool"), &[("tools/cli", "ext/cli-tool")]),
+            (
+                "regex:tools/.*",
+                Some("regex:^/tools/(.*),ext/$1-tool"),
+                &[("tools/cli", "ext/cli-tool")],
+            ),
             ("apps/web", Some("web-copy"), &[("apps/web", "web-copy")]),
             ("apps/web", None, &[("apps/web", "apps/web")]),
             ("apps/web", Some("regex:web,site"), &[("apps/web", "apps/site")]),
@@ -533,14 +544,43 @@ mod tests {
             ("regex:apps/.*", Some("mirror/"), "apps/web", "mirror/apps/web"),
             ("regex:apps/.*", Some("/mirror/"), "apps/web", "mirror/apps/web"),
             ("regex:apps/.*", Some("regex:^/apps/,x/"), "apps/web", "x/web"),
+            (
+                "regex:tools/.*",
+                Some("regex:^/tools/(.*),ext/$1"),
+                "tools/cli",
+                "ext/cli",
+            ),
+            // $1x is the group named "1x" (none here); ${1}x is group 1 then x
+            (
+                "regex:tools/.*",
+                Some("regex:^/tools/(.*),ext/$1x"),
+                "tools/cli",
+                "ext/",
+            ),
+            (
+                "regex:tools/.*",
+                Some("regex:^/tools/(.*),ext/${1}x"),
+                "tools/cli",
+                "ext/clix",
+            ),
             // R is applied to P with its leading "/": an R anchored without it never matches
-            ("regex:tools/.*", Some("regex:^tools/(.*),ext/$1"), "tools/cli", "tools/cli"),
+            (
+                "regex:tools/.*",
+                Some("regex:^tools/(.*),ext/$1"),
+                "tools/cli",
+                "tools/cli",
+            ),
             // a result without a leading "/" joins the registry cleanly
             ("regex:apps/.*", Some("regex:^/,"), "apps/web", "apps/web"),
             // R is not anchored: every match is replaced
             ("a/a", Some("regex:a,b"), "a/a", "b/b"),
             // doc/design-image-matching.md
-            ("regex:myproject/.*", Some("regex:my(.+)/,from-dh/your$1/"), "myproject/webui", "from-dh/yourproject/webui"),
+            (
+                "regex:myproject/.*",
+                Some("regex:my(.+)/,from-dh/your$1/"),
+                "myproject/webui",
+                "from-dh/yourproject/webui",
+            ),
             // dregsy's e2e mapping fixtures
             (
                 "regex:mapping-skopeo/dh/xelalex/dregsy-dummy.*",
@@ -548,9 +588,19 @@ mod tests {
                 "mapping-skopeo/dh/xelalex/dregsy-dummy-public",
                 "mapping-skopeo/dh-copy/xelalex/dregsy-dummy-public",
             ),
-            ("regex:jenkins/jnlp-s.*", Some("regex:jenkins/,dh/other-jenkins/"), "jenkins/jnlp-slave", "dh/other-jenkins/jnlp-slave"),
+            (
+                "regex:jenkins/jnlp-s.*",
+                Some("regex:jenkins/,dh/other-jenkins/"),
+                "jenkins/jnlp-slave",
+                "dh/other-jenkins/jnlp-slave",
+            ),
             ("regex:kubika/.*", Some("gcr"), "kubika/brucket", "gcr/kubika/brucket"),
-            ("library/busybox", Some("skopeo/library/busybox"), "library/busybox", "skopeo/library/busybox"),
+            (
+                "library/busybox",
+                Some("skopeo/library/busybox"),
+                "library/busybox",
+                "skopeo/library/busybox",
+            ),
             // S may hold commas; R may not
             ("a/b", Some("regex:b,c,d"), "a/b", "a/c,d"),
         ];
@@ -567,7 +617,10 @@ mod tests {
     fn regex_from_matches_whole_names() {
         let cat = catalog(&["apps/web", "apps/web-old", "xapps/web", "b", "ab", "a"]);
         assert_eq!(mapping("regex:apps/web", None).select(&cat), ["apps/web"]);
-        assert_eq!(mapping("regex:apps/.*", None).select(&cat), ["apps/web", "apps/web-old"]);
+        assert_eq!(
+            mapping("regex:apps/.*", None).select(&cat),
+            ["apps/web", "apps/web-old"]
+        );
         // a top-level alternation applies to the whole name (dregsy would take "ab" too)
         assert_eq!(mapping("regex:a|b", None).select(&cat), ["b", "a"]);
         assert!(mapping("regex:a|b", None).needs_catalog());
@@ -597,7 +650,10 @@ mod tests {
     fn target_paths_are_checked() {
         let m = mapping("regex:.*", Some("Mirror"));
         let e = m.map("r.io", "apps/web").unwrap_err();
-        assert!(e.to_string().contains("lower case") && e.to_string().contains("\"apps/web\""), "{e}");
+        assert!(
+            e.to_string().contains("lower case") && e.to_string().contains("\"apps/web\""),
+            "{e}"
+        );
         let m = mapping("regex:.*", Some("regex:^/.*,"));
         assert!(m.map("r.io", "apps/web").unwrap_err().reason.contains("empty"));
         // registry + "/" + path: 255 fits, 256 does not
@@ -645,7 +701,11 @@ mod tests {
             ("^/tools/(.*)", "/tools/cli", "ext/${1}x", "ext/clix"),
         ];
         for (pattern, src, template, want) in cases {
-            assert_eq!(expand(pattern, src, template), want, "{pattern} on {src} with {template}");
+            assert_eq!(
+                expand(pattern, src, template),
+                want,
+                "{pattern} on {src} with {template}"
+            );
         }
     }
 
@@ -681,17 +741,30 @@ mod tests {
         for (image, want) in [
             ("nginx:1.25", "reg.acme.com/mirror/hub/nginx:1.25"),
             ("ghcr.io/acme/tool:1", "reg.acme.com/mirror/tools/acme-tool:1"),
-            ("registry.example.com/apps/web:1.0", "reg.acme.com/mirror/apps-mirror/apps/web:1.0"),
-            ("gcr.io/distroless/static:nonroot", "reg.acme.com/mirror/distroless/static:nonroot"),
+            (
+                "registry.example.com/apps/web:1.0",
+                "reg.acme.com/mirror/apps-mirror/apps/web:1.0",
+            ),
+            (
+                "gcr.io/distroless/static:nonroot",
+                "reg.acme.com/mirror/distroless/static:nonroot",
+            ),
         ] {
             assert_eq!(relocate(&r, image).unwrap(), want, "{image}");
         }
         // no rule: the duffle default, unchanged
         let etcd = relocate(&r, "quay.io/coreos/etcd:v3.5.0").unwrap();
         let prefix: RepositoryPrefix = PREFIX.parse().unwrap();
-        let default = map_reference(&prefix, &Reference::parse_normalized("quay.io/coreos/etcd:v3.5.0").unwrap()).unwrap();
+        let default = map_reference(
+            &prefix,
+            &Reference::parse_normalized("quay.io/coreos/etcd:v3.5.0").unwrap(),
+        )
+        .unwrap();
         assert_eq!(etcd, default.to_string());
-        assert!(etcd.starts_with("reg.acme.com/mirror/coreos-etcd-") && etcd.ends_with(":v3.5.0"), "{etcd}");
+        assert!(
+            etcd.starts_with("reg.acme.com/mirror/coreos-etcd-") && etcd.ends_with(":v3.5.0"),
+            "{etcd}"
+        );
     }
 
     #[test]
@@ -714,10 +787,16 @@ mod tests {
         assert!(relocate(&r, "nginx:1").unwrap().contains("nginx-"), "duffle default");
         // the first rule that matches wins
         let r = rules(&[("regex:docker.io/.*", Some("first")), ("nginx", Some("second"))]);
-        assert_eq!(relocate(&r, "nginx:1").unwrap(), "reg.acme.com/mirror/first/library/nginx:1");
+        assert_eq!(
+            relocate(&r, "nginx:1").unwrap(),
+            "reg.acme.com/mirror/first/library/nginx:1"
+        );
         // a plain from is normalised like a reference
         let r = rules(&[("nginx", Some("web/")), ("docker.io/library/redis", None)]);
-        assert_eq!(relocate(&r, "docker.io/library/nginx:1").unwrap(), "reg.acme.com/mirror/web:1");
+        assert_eq!(
+            relocate(&r, "docker.io/library/nginx:1").unwrap(),
+            "reg.acme.com/mirror/web:1"
+        );
         assert_eq!(relocate(&r, "redis:7").unwrap(), "reg.acme.com/mirror/library/redis:7");
         // a prefix without a host means Docker Hub, as for the default mapping
         let prefix: RepositoryPrefix = "myuser".parse().unwrap();
@@ -732,7 +811,12 @@ mod tests {
     fn rule_errors() {
         for (from, to, is_to, needle) in [
             ("nginx:1.25", None, false, "tag or digest"),
-            (&*format!("nginx@sha256:{}", "a".repeat(64)), None, false, "tag or digest"),
+            (
+                &*format!("nginx@sha256:{}", "a".repeat(64)),
+                None,
+                false,
+                "tag or digest",
+            ),
             ("Nginx", None, false, "lower case"),
             ("regex:(", None, false, "invalid regular expression"),
             ("nginx", Some("regex:x"), true, "no comma"),
@@ -750,7 +834,10 @@ mod tests {
         );
         // invalid results
         let r = rules(&[("nginx", Some("Web"))]);
-        assert!(matches!(relocate(&r, "nginx:1").unwrap_err(), RuleError::InvalidResult { .. }));
+        assert!(matches!(
+            relocate(&r, "nginx:1").unwrap_err(),
+            RuleError::InvalidResult { .. }
+        ));
         let r = rules(&[("nginx", Some(&*"a".repeat(240)))]);
         let e = relocate(&r, "nginx:1").unwrap_err();
         assert!(e.to_string().contains("at most 255"), "{e}");
@@ -786,7 +873,9 @@ mod tests {
             parse(&format!("c.io/z/web@{d}")),
             parse("quay.io/coreos/etcd:v3.5.0"),
         ];
-        let out = r.relocate_all(&prefix, imgs.iter().map(|(s, r)| (s.as_str(), r))).unwrap();
+        let out = r
+            .relocate_all(&prefix, imgs.iter().map(|(s, r)| (s.as_str(), r)))
+            .unwrap();
         assert_eq!(out.len(), 6);
         assert_eq!(out["b.io/y/web:2"].to_string(), "reg.acme.com/mirror/same/web:2");
     }

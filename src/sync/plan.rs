@@ -178,18 +178,18 @@ pub fn plan_task(task: &Task, listings: &Listings) -> Result<TaskPlan, PlanError
             });
         }
         for repo in repositories {
-            let target_path = m
-                .repositories
-                .map(&task.target.registry, repo)
-                .map_err(|e| PlanError::InvalidTarget {
-                    task: task.name.clone(),
-                    mapping: m.index,
-                    line: m.line,
-                    reason: e.to_string(),
-                })?;
+            let target_path =
+                m.repositories
+                    .map(&task.target.registry, repo)
+                    .map_err(|e| PlanError::InvalidTarget {
+                        task: task.name.clone(),
+                        mapping: m.index,
+                        line: m.line,
+                        reason: e.to_string(),
+                    })?;
             let listed = listings.tags.get(repo).map(Vec::as_slice);
-            let selected =
-                select_tags(&m.tags, listed).map_err(|_| missing(format!("the tags of {}/{repo}", task.source.registry)))?;
+            let selected = select_tags(&m.tags, listed)
+                .map_err(|_| missing(format!("the tags of {}/{repo}", task.source.registry)))?;
             for s in selected {
                 let pair = pair(task, repo, &target_path, &s, m.platform.clone(), m.index);
                 match pairs.iter_mut().find(|p| p.same_copy(&pair)) {
@@ -277,7 +277,10 @@ mod tests {
             "  - {from: 'regex:apps/.*', to: mirror, tags: [v1]}\n  - {from: 'regex:tools/.*', to: 'regex:^/tools/(.*),ext/$1-tool', tags: [v1]}\n  - {from: apps/web, to: web-copy, tags: [v1]}\n  - {from: apps/web, tags: [v1]}\n  - {from: apps/web, to: 'regex:web,site', tags: [v1]}\n",
         );
         assert!(needs_catalog(&t));
-        assert!(repositories_to_list(&t, Some(&["apps/api".to_string()])).is_empty(), "verbatim tags only");
+        assert!(
+            repositories_to_list(&t, Some(&["apps/api".to_string()])).is_empty(),
+            "verbatim tags only"
+        );
         let plan = plan_task(&t, &listings(Some(&["apps/api", "apps/web", "tools/cli"]), &[])).unwrap();
         assert_eq!(
             lines(&plan),
@@ -297,7 +300,10 @@ mod tests {
     fn listings_needed_and_tags_selected() {
         let t = task("  - {from: 'regex:apps/.*', tags: ['semver: >=1.0.0']}\n  - {from: tools/cli}\n  - {from: apps/web, tags: [latest]}\n");
         let catalog = vec!["apps/api".to_string(), "apps/web".to_string(), "x/y".to_string()];
-        assert_eq!(repositories_to_list(&t, Some(&catalog)), ["apps/api", "apps/web", "tools/cli"]);
+        assert_eq!(
+            repositories_to_list(&t, Some(&catalog)),
+            ["apps/api", "apps/web", "tools/cli"]
+        );
         let l = listings(
             Some(&["apps/api", "apps/web", "x/y"]),
             &[
@@ -319,7 +325,10 @@ mod tests {
         );
         // a listing the plan needs but was not given
         let e = plan_task(&t, &listings(Some(&["apps/api"]), &[])).unwrap_err();
-        assert_eq!(e.to_string(), "task 't': the tags of src.io:5000/apps/api was not listed");
+        assert_eq!(
+            e.to_string(),
+            "task 't': the tags of src.io:5000/apps/api was not listed"
+        );
         let e = plan_task(&t, &Listings::default()).unwrap_err();
         assert!(matches!(e, PlanError::MissingListing { .. }), "{e}");
     }
@@ -328,7 +337,10 @@ mod tests {
     fn identical_pairs_are_merged() {
         let t = task("  - {from: 'regex:apps/.*', tags: [latest]}\n  - {from: apps/web, tags: [latest, latest]}\n  - {from: apps/web, to: apps/web/, tags: ['regex: lat.*']}\n");
         let plan = plan_task(&t, &listings(Some(&["apps/web"]), &[("apps/web", &["latest", "1.0"])])).unwrap();
-        assert_eq!(lines(&plan), ["t: src.io:5000/apps/web:latest -> dst.io/apps/web:latest"]);
+        assert_eq!(
+            lines(&plan),
+            ["t: src.io:5000/apps/web:latest -> dst.io/apps/web:latest"]
+        );
         assert_eq!(plan.pairs[0].mappings, [0, 1, 2]);
     }
 
@@ -345,7 +357,8 @@ mod tests {
         let t = task("  - {from: library/busybox, to: bb, tags: [latest], platform: linux/arm64/v8}\n  - {from: library/busybox, to: bb, tags: [latest], platform: linux/amd64}\n");
         let e = plan_task(&t, &Listings::default()).unwrap_err();
         assert!(
-            e.to_string().contains("(platform linux/arm64/v8) and src.io:5000/library/busybox:latest (platform linux/amd64)"),
+            e.to_string()
+                .contains("(platform linux/arm64/v8) and src.io:5000/library/busybox:latest (platform linux/amd64)"),
             "{e}"
         );
         // dregsy's platform fixture maps them to different targets: fine
@@ -356,9 +369,14 @@ mod tests {
         // a tag pin and a tag to the same target tag are different sources
         let d = format!("sha256:{}", "a".repeat(64));
         let t = task(&format!("  - {{from: apps/a, tags: ['v1@{d}', v1]}}\n"));
-        assert!(matches!(plan_task(&t, &Listings::default()), Err(PlanError::Collision { .. })));
+        assert!(matches!(
+            plan_task(&t, &Listings::default()),
+            Err(PlanError::Collision { .. })
+        ));
         // digest-only targets never collide
-        let t = task(&format!("  - {{from: apps/a, to: same, tags: ['{d}']}}\n  - {{from: apps/b, to: same, tags: ['{d}']}}\n"));
+        let t = task(&format!(
+            "  - {{from: apps/a, to: same, tags: ['{d}']}}\n  - {{from: apps/b, to: same, tags: ['{d}']}}\n"
+        ));
         let plan = plan_task(&t, &Listings::default()).unwrap();
         assert_eq!(
             lines(&plan),

@@ -67,7 +67,8 @@ fn number(s: &str, what: &str) -> Result<u64, String> {
     if s.len() > 1 && s.starts_with('0') {
         return Err(format!("{what} number {s:?} has a leading zero"));
     }
-    s.parse().map_err(|_| format!("{what} number {s:?} is empty or too large"))
+    s.parse()
+        .map_err(|_| format!("{what} number {s:?} is empty or too large"))
 }
 
 impl Version {
@@ -363,7 +364,8 @@ impl TagRegex {
             Some(rest) => (true, rest),
             None => (false, expr),
         };
-        let regex = Regex::new(&format!("^(?:{expr})$")).map_err(|e| format!("invalid regular expression {expr:?}: {e}"))?;
+        let regex =
+            Regex::new(&format!("^(?:{expr})$")).map_err(|e| format!("invalid regular expression {expr:?}: {e}"))?;
         Ok(TagRegex { regex, inverted })
     }
 
@@ -431,7 +433,10 @@ fn check_tag(tag: &str) -> Result<(), String> {
     if !word(bytes[0]) {
         return Err("a tag starts with a letter, digit or '_'".into());
     }
-    if let Some(c) = tag.chars().find(|c| !(c.is_ascii() && (word(*c as u8) || *c == '.' || *c == '-'))) {
+    if let Some(c) = tag
+        .chars()
+        .find(|c| !(c.is_ascii() && (word(*c as u8) || *c == '.' || *c == '-')))
+    {
         return Err(format!("a tag has only letters, digits, '_', '.' and '-', not {c:?}"));
     }
     Ok(())
@@ -644,8 +649,14 @@ mod tests {
             (&["semver: >=1.1.0 <2.0.0"], &["1.1", "v1.5.0", "2.0.0-rc1"]),
             (&[r"regex: 1\..*"], &["1.0", "1.1"]),
             (&[r"regex: !.*\..*"], &["latest"]),
-            (&["semver: >=1.0.0", r"keep: .*\.0", "latest"], &["1.0", "2.0", "v1.5.0", "latest"]),
-            (&["semver: >=0.0.0", "keep: latest 2", "latest"], &["2.0", "2.0.0-rc1", "latest"]),
+            (
+                &["semver: >=1.0.0", r"keep: .*\.0", "latest"],
+                &["1.0", "2.0", "v1.5.0", "latest"],
+            ),
+            (
+                &["semver: >=0.0.0", "keep: latest 2", "latest"],
+                &["2.0", "2.0.0-rc1", "latest"],
+            ),
         ];
         for (entries, want) in cases {
             assert_eq!(select(entries, REPO), sorted(want.to_vec()), "{entries:?}");
@@ -720,7 +731,15 @@ mod tests {
         // tagsets/*-range.yaml
         assert_eq!(
             select(&["semver: >=1.31.0 <1.31.9", "latest"], BUSYBOX),
-            sorted(vec!["latest", "1.31", "1.31.0", "1.31.1-musl", "1.31.1", "1.31.1-uclibc", "1.31.1-glibc"])
+            sorted(vec![
+                "latest",
+                "1.31",
+                "1.31.0",
+                "1.31.1-musl",
+                "1.31.1",
+                "1.31.1-uclibc",
+                "1.31.1-glibc"
+            ])
         );
         // tagsets/*-prune.yaml
         assert_eq!(
@@ -731,11 +750,21 @@ mod tests {
         let first = select(&[r"regex: 1\.26\.1-(glibc|uclibc|musl)"], BUSYBOX);
         assert_eq!(first, sorted(vec!["1.26.1-musl", "1.26.1-glibc", "1.26.1-uclibc"]));
         let written: Vec<&str> = first.iter().map(String::as_str).collect();
-        assert_eq!(select(&["regex: !.+(glibc|musl)"], &written), sorted(vec!["1.26.1-uclibc"]));
+        assert_eq!(
+            select(&["regex: !.+(glibc|musl)"], &written),
+            sorted(vec!["1.26.1-uclibc"])
+        );
         // tagsets/*-limit.yaml
         assert_eq!(
             select(&["glibc", "semver: >=1.33.0 <=1.36.0", "keep: latest 5"], BUSYBOX),
-            sorted(vec!["1.36", "1.36.0", "1.36.0-glibc", "1.36.0-musl", "1.36.0-uclibc", "glibc"])
+            sorted(vec![
+                "1.36",
+                "1.36.0",
+                "1.36.0-glibc",
+                "1.36.0-musl",
+                "1.36.0-uclibc",
+                "glibc"
+            ])
         );
         // tagsets/*-digest.yaml: verbatim pins survive a prune filter that matches none of them
         let pin = format!("1.35.0-uclibc@{D2}");
@@ -796,7 +825,10 @@ mod tests {
         // filters are ORed
         assert_eq!(select(&["semver: >=2.0.0", "regex: lat.*"], REPO), ["2.0", "latest"]);
         // several prune filters: a tag must pass all of them
-        assert_eq!(select(&["keep: .*\\..*", "keep: !v.*", "keep: !.*-.*"], REPO), ["1.0", "1.1", "2.0"]);
+        assert_eq!(
+            select(&["keep: .*\\..*", "keep: !v.*", "keep: !.*-.*"], REPO),
+            ["1.0", "1.1", "2.0"]
+        );
         // whole-tag match: regex: 1\..* does not take v1.5.0
         assert!(!select(&[r"regex: 1\..*"], REPO).contains(&"v1.5.0".to_string()));
         // duplicates in the listing or among verbatim entries come once
@@ -807,18 +839,27 @@ mod tests {
     fn count_limit() {
         // equal precedence: the string order decides, descending (1.36.0 before 1.36)
         assert_eq!(select(&["keep: latest 1"], &["1.36", "1.36.0", "1.35.0"]), ["1.36.0"]);
-        assert_eq!(select(&["keep: latest 2"], &["1.36", "1.36.0", "1.35.0"]), ["1.36", "1.36.0"]);
+        assert_eq!(
+            select(&["keep: latest 2"], &["1.36", "1.36.0", "1.35.0"]),
+            ["1.36", "1.36.0"]
+        );
         // no versions at all: the last N in ascending string order
         assert_eq!(select(&["keep: latest 2"], &["a", "c", "b", "latest"]), ["c", "latest"]);
         // non-versions are all kept
-        assert_eq!(select(&["keep: latest 1"], &["x", "y", "1.0", "2.0"]), ["2.0", "x", "y"]);
+        assert_eq!(
+            select(&["keep: latest 1"], &["x", "y", "1.0", "2.0"]),
+            ["2.0", "x", "y"]
+        );
         // the last count limit wins; whitespace between the words
         assert_eq!(select(&["keep: latest 1", "keep:\tlatest   3"], REPO).len(), 4);
         // 0 means no limit (as in dregsy)
         assert_eq!(select(&["keep: latest 0"], REPO).len(), 6);
         // verbatim entries take part; pins never read as versions
         let pin = format!("9.9.9@{D1}");
-        assert_eq!(select(&["keep: latest 1", "3.0", &pin], REPO), sorted(vec!["3.0", &pin]));
+        assert_eq!(
+            select(&["keep: latest 1", "3.0", &pin], REPO),
+            sorted(vec!["3.0", &pin])
+        );
         assert_eq!(
             select(&["keep: latest 1", "regex: .*", "3.0", &pin], REPO),
             sorted(vec!["3.0", "latest", &pin])
@@ -851,7 +892,11 @@ mod tests {
             ("", None),
             ("18446744073709551616", None),
         ] {
-            assert_eq!(Version::parse_tolerant(tag).map(|v| v.to_string()), want.map(str::to_string), "{tag:?}");
+            assert_eq!(
+                Version::parse_tolerant(tag).map(|v| v.to_string()),
+                want.map(str::to_string),
+                "{tag:?}"
+            );
         }
     }
 
@@ -885,7 +930,11 @@ mod tests {
     fn ranges() {
         // (range, versions in, versions out) — blang/semver's range tests and SYNC.md's rules
         let cases: &[(&str, &[&str], &[&str])] = &[
-            (">=1.31.0 <1.31.9", &["1.31.0", "1.31.1", "1.31.1-musl", "1.31.8"], &["1.31.9", "1.31.0-rc1", "1.30.9"]),
+            (
+                ">=1.31.0 <1.31.9",
+                &["1.31.0", "1.31.1", "1.31.1-musl", "1.31.8"],
+                &["1.31.9", "1.31.0-rc1", "1.30.9"],
+            ),
             ("1.0.0", &["1.0.0", "1.0.0+b"], &["1.0.1", "1.0.0-rc"]),
             ("=1.0.0", &["1.0.0"], &["1.0.1"]),
             ("==1.0.0", &["1.0.0"], &["1.0.1"]),
@@ -896,9 +945,17 @@ mod tests {
             ("<=1.0.0", &["1.0.0", "0.1.0"], &["1.0.1"]),
             (">= 1.0.0", &["1.0.0"], &["0.9.0"]),
             (">=  1.0.0   <  2.0.0", &["1.5.0"], &["2.0.0"]),
-            (">1.0.0 <3.0.0 !2.0.3-beta.2", &["2.0.3", "2.0.3-beta.1"], &["2.0.3-beta.2", "3.0.0"]),
+            (
+                ">1.0.0 <3.0.0 !2.0.3-beta.2",
+                &["2.0.3", "2.0.3-beta.1"],
+                &["2.0.3-beta.2", "3.0.0"],
+            ),
             ("<2.0.0 || >=3.0.0", &["1.9.9", "3.1.1"], &["2.0.0", "2.9.9"]),
-            (">1.0.0 <2.0.0 || >3.0.0 !4.2.1", &["1.2.3", "1.9.9", "3.1.1"], &["4.2.1", "2.1.1"]),
+            (
+                ">1.0.0 <2.0.0 || >3.0.0 !4.2.1",
+                &["1.2.3", "1.9.9", "3.1.1"],
+                &["4.2.1", "2.1.1"],
+            ),
             ("1.2.x", &["1.2.0", "1.2.9"], &["1.3.0", "1.1.9", "1.2.0-rc"]),
             ("1.x", &["1.0.0", "1.9.9"], &["2.0.0", "0.9.0"]),
             ("1.x.x", &["1.0.0", "1.9.9"], &["2.0.0"]),

@@ -65,7 +65,11 @@ pub(crate) struct Node {
 pub(crate) enum Kind {
     /// A scalar's text as written; `plain` when unquoted, not a block scalar and untagged (the
     /// only scalars YAML resolves to null, booleans or numbers).
-    Scalar { text: String, plain: bool, tag: Option<String> },
+    Scalar {
+        text: String,
+        plain: bool,
+        tag: Option<String>,
+    },
     Seq(Vec<Node>),
     /// Entries in file order, merge keys already applied.
     Map(Vec<(Node, Node)>),
@@ -190,8 +194,17 @@ fn tag_name(tag: &Tag) -> String {
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, pos: Pos, anchor: usize },
-    Map { entries: Vec<(Node, Node)>, key: Option<Node>, pos: Pos, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        pos: Pos,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        key: Option<Node>,
+        pos: Pos,
+        anchor: usize,
+    },
 }
 
 /// Reads the first (only) document of `text`; `None` when the file holds no document (empty,
@@ -217,7 +230,9 @@ pub(crate) fn load(text: &str) -> Result<Option<Node>, YamlError> {
                 documents += 1;
                 if documents > 1 {
                     return Err(YamlError {
-                        message: "a second YAML document (after \"---\") is not supported: a configuration is one document".into(),
+                        message:
+                            "a second YAML document (after \"---\") is not supported: a configuration is one document"
+                                .into(),
                         pos,
                     });
                 }
@@ -372,7 +387,9 @@ mod tests {
     use super::*;
 
     fn doc(text: &str) -> Node {
-        load(text).unwrap_or_else(|e| panic!("{text}: {e:?}")).expect("a document")
+        load(text)
+            .unwrap_or_else(|e| panic!("{text}: {e:?}"))
+            .expect("a document")
     }
 
     fn get<'a>(node: &'a Node, key: &str) -> &'a Node {
@@ -443,7 +460,14 @@ mod tests {
     #[test]
     fn nulls() {
         let d = doc("a:\nb: ~\nc: null\nd: 'null'\ne: \"\"\nf: NULL\n");
-        for (k, null) in [("a", true), ("b", true), ("c", true), ("d", false), ("e", false), ("f", true)] {
+        for (k, null) in [
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("d", false),
+            ("e", false),
+            ("f", true),
+        ] {
             assert_eq!(get(&d, k).is_null(), null, "{k}");
         }
         assert_eq!(get(&d, "e").text(), Some(""));
@@ -462,12 +486,10 @@ mod tests {
 
     #[test]
     fn anchors_aliases_and_merge_keys() {
-        let d = doc(
-            "base: &src {registry: a.io, auth: none}\n\
+        let d = doc("base: &src {registry: a.io, auth: none}\n\
              one: *src\n\
              two:\n  <<: *src\n  auth: x\n\
-             three:\n  <<: [{k: 1}, {k: 2, j: 3}]\n",
-        );
+             three:\n  <<: [{k: 1}, {k: 2, j: 3}]\n");
         assert_eq!(get(&d, "one"), get(&d, "base"));
         let two = get(&d, "two");
         assert_eq!(get(two, "auth").text(), Some("x"));
@@ -507,7 +529,9 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..8 {
             let p = i - 1;
-            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
         }
         let e = load(&text).unwrap_err();
         assert!(e.message.contains("more than"), "{e:?}");
