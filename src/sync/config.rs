@@ -1,7 +1,7 @@
 //! A dregsy configuration file, read and validated (SYNC.md §3, §4), and a `--mapping-rules`
 //! file (§10).
 //!
-//! The YAML is read by [`super::yaml`] (why `saphyr-parser`: see there) as dregsy's yaml.v2
+//! The YAML is read by `sync::yaml` (why `saphyr-parser`: see there) as dregsy's yaml.v2
 //! reads it: scalars keep their text, YAML 1.1 booleans, anchors, aliases and merge keys. Unlike
 //! yaml.v2, an unknown key is an error naming the key and its line. Every other error names the
 //! key's path (`tasks[0].source.auth`), the task's name when it has one, and the line.

@@ -503,7 +503,8 @@ mod tests {
     #[test]
     fn sync_md_worked_examples() {
         let cat = catalog(&["apps/api", "apps/web", "tools/cli"]);
-        let cases: &[(&str, Option<&str>, &[(&str, &str)])] = &[
+        type Case<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             (
                 "regex:apps/.*",
                 Some("mirror"),
