@@ -31,6 +31,7 @@ pub mod oci;
 pub mod reference;
 pub mod registry;
 pub mod relmap;
+pub mod sync;
 
 pub use commands::{map_references, Export, PlannedExport, PlannedRelocation, RelocateOptions, Relocation};
 pub use engine::{CopyReport, Event};

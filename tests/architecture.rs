@@ -11,6 +11,9 @@ const LAYERS: &[&[&str]] = &[
     &["limits", "atomic_file"],
     &["reference", "relmap"],
     &["oci", "mapping"],
+    // `cnab-relocate sync`'s pure parts: its configuration, name mapping, tag selection and
+    // planning, over names and listings the layers above fetch
+    &["sync"],
     &["registry", "archive"],
     &["bundle"],
     &["engine"],
