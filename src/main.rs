@@ -3,6 +3,7 @@
 
 mod creds;
 mod output;
+mod shell;
 mod terminal;
 mod usage;
 
@@ -76,6 +77,16 @@ enum Command {
     /// Pull every image of a thin bundle into a thick bundle (a gzipped tar of bundle.json and
     /// an OCI image layout, metadata first) that relocation, duffle and skopeo read.
     Export(ExportArgs),
+    /// Print a completion script for SHELL (see the README for where to put it), e.g.
+    /// `cnab-relocate completions bash > ~/.local/share/bash-completion/completions/cnab-relocate`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g.
+    /// `cnab-relocate man > ~/.local/share/man/man1/cnab-relocate.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -230,6 +241,17 @@ fn main() -> ExitCode {
             references,
         }) => run_map(&repository_prefix, &references),
         Some(Command::Export(args)) => run_export(args),
+        Some(Command::Completions { shell }) => {
+            let mut out = std::io::stdout().lock();
+            written(
+                shell::completions(shell, <Cli as clap::CommandFactory>::command(), &mut out)
+                    .and_then(|()| out.flush()),
+            )
+        }
+        Some(Command::Man) => {
+            let mut out = std::io::stdout().lock();
+            written(shell::man(<Cli as clap::CommandFactory>::command(), &mut out).and_then(|()| out.flush()))
+        }
         None => run_relocate(cli.relocate),
     }
 }
@@ -598,6 +620,17 @@ fn run_export(args: ExportArgs) -> ExitCode {
                 );
             }
             fail(&e)
+        }
+    }
+}
+
+/// Exit 0 when what was printed reached standard output, 1 otherwise.
+fn written(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::from(1)
         }
     }
 }
