@@ -10,6 +10,72 @@ use std::time::Instant;
 use cnab_relocate::engine::{BlobOutcome, Event};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// The outcome of a command, as the `--json` summary names it.
+pub fn outcome(exit_code: u8, done: &'static str) -> &'static str {
+    match exit_code {
+        0 => done,
+        1 => "failed",
+        2 => "input_error",
+        _ => "interrupted",
+    }
+}
+
+/// One problem of a failed command: the summary lists every one.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Problem {
+    /// What went wrong, as the error line says it.
+    pub message: String,
+    /// The bundle image it concerns, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Where that image was going.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relocated: Option<String>,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>) -> Problem {
+        Problem {
+            message: message.into(),
+            image: None,
+            relocated: None,
+        }
+    }
+}
+
+/// The last `--json` line of every command, whatever its outcome: `event`, `command`,
+/// `outcome`, `success`, `exit_code`, `error` (the whole message, or null), `errors` (each
+/// problem) and `seconds`, then what the command adds (`fields`).
+pub fn summary(
+    command: &str,
+    exit_code: u8,
+    done: &'static str,
+    error: Option<String>,
+    problems: &[Problem],
+    seconds: f64,
+    fields: serde_json::Value,
+) -> serde_json::Value {
+    let mut summary = serde_json::json!({
+        "event": "summary",
+        "command": command,
+        "outcome": outcome(exit_code, done),
+        "success": exit_code == 0,
+        "exit_code": exit_code,
+        "error": error,
+        "errors": problems,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+    });
+    if let (Some(all), serde_json::Value::Object(extra)) = (summary.as_object_mut(), fields) {
+        all.extend(extra);
+    }
+    summary
+}
+
+/// Prints one `--json` line.
+pub fn print_json(value: &serde_json::Value) {
+    let _ = writeln!(std::io::stdout().lock(), "{value}");
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Human,
@@ -24,6 +90,9 @@ pub struct Output {
     show_bars: bool,
     /// Drawn from the first transfer on: an error before any shows no bar.
     bars: std::sync::OnceLock<Bars>,
+    /// Lines held back until the run is under way (`None` once it is): an input error found
+    /// on the way (exit 2) is then all the user reads.
+    held: Mutex<Option<Vec<String>>>,
 }
 
 struct Bars {
@@ -39,6 +108,7 @@ impl Output {
             started: Instant::now(),
             show_bars: mode == Mode::Human && std::io::stderr().is_terminal(),
             bars: std::sync::OnceLock::new(),
+            held: Mutex::new(Some(Vec::new())),
         })
     }
 
@@ -55,6 +125,22 @@ impl Output {
             multi,
             total,
             blobs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A line shown once the run is under way ([`commit`](Self::commit)), or never.
+    pub fn later(&self, text: &str) {
+        match self.held.lock().expect("held lines lock").as_mut() {
+            Some(held) => held.push(text.to_string()),
+            None => self.line(text),
+        }
+    }
+
+    /// The run is under way: the lines held back are shown, and every line from now on.
+    pub fn commit(&self) {
+        let held = self.held.lock().expect("held lines lock").take();
+        for text in held.into_iter().flatten() {
+            self.line(&text);
         }
     }
 
@@ -76,7 +162,28 @@ impl Output {
 
     pub fn json(&self, value: &serde_json::Value) {
         if self.mode == Mode::Json {
-            let _ = writeln!(std::io::stdout().lock(), "{value}");
+            print_json(value);
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.mode == Mode::Json
+    }
+
+    /// A warning (or a note): on standard error, or a `warning` event with `--json`; nothing
+    /// with `-q`.
+    pub fn warn(&self, text: &str) {
+        match self.mode {
+            Mode::Json => {
+                let (event, message) = match text.split_once(": ") {
+                    Some(("note", rest)) => ("note", rest),
+                    Some(("warning", rest)) => ("warning", rest),
+                    _ => ("warning", text),
+                };
+                print_json(&serde_json::json!({"event": event, "message": message}));
+            }
+            Mode::Human => eprintln!("{}", crate::terminal::escape_controls(text)),
+            Mode::Quiet => {}
         }
     }
 
@@ -87,6 +194,11 @@ impl Output {
                 self.json(&serde_json::to_value(event).expect("events serialise"));
             }
             return;
+        }
+        match event {
+            // found while resolving, before the images are checked against each other
+            Event::ImageResolved { .. } | Event::ImageAlreadyPresent { .. } | Event::ImageFailed { .. } => {}
+            _ => self.commit(),
         }
         self.progress(event);
         match event {
@@ -112,7 +224,7 @@ impl Output {
                 image,
                 relocated,
                 digest,
-            } => self.line(&format!(
+            } => self.later(&format!(
                 "present {image} → {relocated} {digest}: already there, nothing sent"
             )),
             Event::ReferrerCopied {
