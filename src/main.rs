@@ -294,9 +294,9 @@ fn parse() -> Result<Cli, ExitCode> {
         let command = Cli::command();
         if let Some(mistake) = usage::mistake(&command, words) {
             json_summary(&mistake.to_string());
+            terminal::error(&mistake.to_string());
             eprintln!(
-                "error: {}\n\n{}\n\nFor more information, try '--help'.",
-                terminal::escape_controls(&mistake.to_string()),
+                "\n{}\n\nFor more information, try '--help'.",
                 command.clone().render_usage()
             );
             return Err(ExitCode::from(2));
@@ -357,7 +357,7 @@ fn hub_warning(prefix: &RepositoryPrefix) -> Option<String> {
 
 fn run_map(prefix: &str, references: &[String]) -> ExitCode {
     if let Some(warning) = prefix.parse().ok().as_ref().and_then(hub_warning) {
-        eprintln!("{}", terminal::escape_controls(&warning));
+        terminal::warning(&warning);
     }
     match cnab_relocate::map_references(prefix, references) {
         Ok(mapped) => {
@@ -371,7 +371,7 @@ fn run_map(prefix: &str, references: &[String]) -> ExitCode {
         }
         Err(errors) => {
             for e in &errors {
-                eprintln!("error: {}", terminal::escape_controls(&e.to_string()));
+                terminal::error(&e.to_string());
             }
             ExitCode::from(2)
         }
@@ -471,7 +471,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            terminal::error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -489,17 +489,30 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
                 None,
                 Some(&mapping_path),
             ));
-            out.line(&format!(
-                "relocated {} image(s), {} sent in {:.1} s; mapping written to {}",
-                report.images.len(),
-                human_bytes(report.bytes_sent),
-                out.elapsed_secs(),
-                mapping_path.display()
-            ));
+            out.line(&summary_line(&report, out.elapsed_secs(), &mapping_path));
             ExitCode::SUCCESS
         }
         Err(e) => relocation_failed(&out, images, &e),
     }
+}
+
+/// The last line of a relocation: images, blobs sent / mounted / present, bytes, time, rate.
+fn summary_line(report: &CopyReport, seconds: f64, mapping_path: &Path) -> String {
+    let ok: Vec<_> = report.images.iter().filter_map(|i| i.outcome.as_ref().ok()).collect();
+    let present = ok.iter().filter(|c| c.already_present).count();
+    let blobs_present: usize = ok.iter().map(|c| c.stats.blobs_present).sum();
+    let rate = report.bytes_sent as f64 / seconds.max(0.001);
+    format!(
+        "relocated {} image(s) ({} copied, {present} already there): {} blob(s) sent, {} mounted, {blobs_present} present; \
+         {} in {seconds:.1} s ({}/s); mapping written to {}",
+        report.images.len(),
+        ok.len() - present,
+        report.blobs_uploaded,
+        report.blobs_mounted,
+        human_bytes(report.bytes_sent),
+        human_bytes(rate as u64),
+        mapping_path.display()
+    )
 }
 
 /// Ends a relocation that failed: the error on standard error (with `--json`, the summary
@@ -578,7 +591,7 @@ fn run_export(args: ExportArgs) -> ExitCode {
     let out = Output::new(mode);
     let say = |line: String| {
         if mode == Mode::Human {
-            eprintln!("{}", terminal::escape_controls(&line));
+            eprintln!("{}", output::fit_to_stderr(&terminal::escape_controls(&line)));
         }
     };
     let failed = |e: &Error| {
@@ -615,7 +628,7 @@ fn run_export(args: ExportArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            terminal::error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -627,11 +640,7 @@ fn run_export(args: ExportArgs) -> ExitCode {
             }
         }
         for w in planned.duffle_warnings() {
-            // duffle's reading of the archive matters even to the quiet
-            match mode {
-                Mode::Quiet => eprintln!("warning: {}", terminal::escape_controls(&w)),
-                _ => out.warn(&format!("warning: {w}")),
-            }
+            out.warn(&format!("warning: {w}"));
         }
         say(format!(
             "exporting {} image(s) of {} to {}",
@@ -719,14 +728,14 @@ fn written(result: std::io::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: cannot write to standard output: {e}");
+            terminal::error(&format!("cannot write to standard output: {e}"));
             ExitCode::from(1)
         }
     }
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("error: {}", terminal::escape_controls(&e.to_string()));
+    terminal::error(&e.to_string());
     ExitCode::from(e.exit_code())
 }
 
