@@ -174,16 +174,17 @@ struct RelocateArgs {
 
 #[derive(Debug, Args)]
 struct OutputArgs {
-    /// Machine-readable output: one JSON object per line (relocation: events and a final
-    /// summary; export: the summary).
+    /// Machine-readable output on standard output, for every outcome (input errors too): one
+    /// JSON object per line, events then a final summary with the outcome and every error.
     #[arg(long)]
     json: bool,
 
-    /// Print only errors.
+    /// Print nothing on success, only errors.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
 
-    /// More output (-v: registry steps, -vv: every request).
+    /// More output (-v: one line per registry request, with method, host:port, path, status
+    /// and duration; -vv: its headers too, credentials and tokens redacted).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 }
