@@ -21,6 +21,25 @@ pub(crate) fn create_beside(path: &Path, prefix: &str) -> io::Result<NamedTempFi
         .prefix(prefix)
         .suffix(".tmp")
         .tempfile_in(parent_dir(path))
+        .map_err(without_temporary_path)
+}
+
+/// `e` without the temporary file's name that `tempfile` adds to it ("… at path
+/// \"/dir/.x1Yz.tmp\""): a name that no longer exists says nothing to the user, who is told
+/// about the file asked for.
+pub(crate) fn without_temporary_path(e: io::Error) -> io::Error {
+    let message = e.to_string();
+    let Some((cause, _)) = message.rsplit_once(" at path \"") else {
+        return e;
+    };
+    let os_error = cause
+        .strip_suffix(')')
+        .and_then(|c| c.rsplit_once("(os error "))
+        .and_then(|(_, code)| code.parse::<i32>().ok());
+    match os_error {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), cause.to_string()),
+    }
 }
 
 /// Moves `tmp` to `path` once it is on disk, replacing an existing file only when `replace`
@@ -52,8 +71,27 @@ pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8], prefix: &str) -> 
 /// The permissions a file newly created in `dir` gets (`0666` less the umask): learnt from a
 /// probe file, since the umask cannot be read without changing it.
 fn new_file_permissions(dir: &Path) -> io::Result<std::fs::Permissions> {
-    let probe = tempfile::Builder::new().prefix(".mode-probe-").make_in(dir, |p| {
-        std::fs::OpenOptions::new().write(true).create_new(true).open(p)
-    })?;
+    let probe = tempfile::Builder::new()
+        .prefix(".mode-probe-")
+        .make_in(dir, |p| {
+            std::fs::OpenOptions::new().write(true).create_new(true).open(p)
+        })
+        .map_err(without_temporary_path)?;
     probe.as_file().metadata().map(|m| m.permissions())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone").join("relmap.json");
+        let e = create_beside(&missing, ".relmap-").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(!e.to_string().contains("gone"), "{e}");
+        assert!(!e.to_string().contains(".tmp"), "{e}");
+        assert_eq!(e.raw_os_error(), Some(2), "{e}");
+    }
 }

@@ -3,6 +3,7 @@
 
 mod creds;
 mod output;
+mod shell;
 mod terminal;
 mod usage;
 
@@ -76,6 +77,16 @@ enum Command {
     /// Pull every image of a thin bundle into a thick bundle (a gzipped tar of bundle.json and
     /// an OCI image layout, metadata first) that relocation, duffle and skopeo read.
     Export(ExportArgs),
+    /// Print a completion script for SHELL (see the README for where to put it), e.g.
+    /// `cnab-relocate completions bash > ~/.local/share/bash-completion/completions/cnab-relocate`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g.
+    /// `cnab-relocate man > ~/.local/share/man/man1/cnab-relocate.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -163,16 +174,17 @@ struct RelocateArgs {
 
 #[derive(Debug, Args)]
 struct OutputArgs {
-    /// Machine-readable output: one JSON object per line (relocation: events and a final
-    /// summary; export: the summary).
+    /// Machine-readable output on standard output, for every outcome (input errors too): one
+    /// JSON object per line, events then a final summary with the outcome and every error.
     #[arg(long)]
     json: bool,
 
-    /// Print only errors.
+    /// Print nothing on success, only errors.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
 
-    /// More output (-v: registry steps, -vv: every request).
+    /// More output (-v: one line per registry request, with method, host:port, path, status
+    /// and duration; -vv: its headers too, credentials and tokens redacted).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 }
@@ -242,6 +254,17 @@ fn main() -> ExitCode {
             references,
         }) => run_map(&repository_prefix, &references),
         Some(Command::Export(args)) => run_export(args),
+        Some(Command::Completions { shell }) => {
+            let mut out = std::io::stdout().lock();
+            written(
+                shell::completions(shell, <Cli as clap::CommandFactory>::command(), &mut out)
+                    .and_then(|()| out.flush()),
+            )
+        }
+        Some(Command::Man) => {
+            let mut out = std::io::stdout().lock();
+            written(shell::man(<Cli as clap::CommandFactory>::command(), &mut out).and_then(|()| out.flush()))
+        }
         None => run_relocate(cli.relocate),
     };
     // threads of the run may still hold the spooled copy of standard input
@@ -269,7 +292,8 @@ fn clean_up_spool_on_signal() {
 static RUN_LISTENS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The command line, or the exit code of a usage error already reported. A mistyped
-/// subcommand and a second BUNDLE are said plainly (clap would speak of conflicts).
+/// subcommand and a second BUNDLE are said plainly (clap would speak of conflicts). With
+/// `--json` the error is also the summary line on standard output.
 fn parse() -> Result<Cli, ExitCode> {
     use clap::error::ErrorKind;
     use clap::CommandFactory;
@@ -282,21 +306,58 @@ fn parse() -> Result<Cli, ExitCode> {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         ),
     };
+    let words = args.get(1..).unwrap_or_default();
+    let json_summary = |message: &str| {
+        if wants_json(words) {
+            let command = match words.first().and_then(|w| w.to_str()) {
+                Some("export") => "export",
+                _ => "relocate",
+            };
+            let done = if command == "export" { "exported" } else { "relocated" };
+            output::print_json(&output::summary(
+                command,
+                2,
+                done,
+                Some(message.to_string()),
+                &[output::Problem::new(message)],
+                0.0,
+                serde_json::json!({}),
+            ));
+        }
+    };
     if relocating {
         let command = Cli::command();
-        if let Some(mistake) = usage::mistake(&command, args.get(1..).unwrap_or_default()) {
+        if let Some(mistake) = usage::mistake(&command, words) {
+            json_summary(&mistake.to_string());
+            terminal::error(&mistake.to_string());
             eprintln!(
-                "error: {}\n\n{}\n\nFor more information, try '--help'.",
-                terminal::escape_controls(&mistake.to_string()),
+                "\n{}\n\nFor more information, try '--help'.",
                 command.clone().render_usage()
             );
             return Err(ExitCode::from(2));
         }
     }
     parsed.map_err(|e| {
+        let code = u8::try_from(e.exit_code()).unwrap_or(2);
+        if code != 0 {
+            // clap's first paragraph, on one line, without its "error: "
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            json_summary(message.strip_prefix("error: ").unwrap_or(&message));
+        }
         let _ = e.print();
-        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        ExitCode::from(code)
     })
+}
+
+/// Whether `--json` is among the options of a command line that could not be parsed.
+fn wants_json(words: &[std::ffi::OsString]) -> bool {
+    words.iter().take_while(|w| *w != "--").any(|w| w == "--json")
 }
 
 fn init_logging(quiet: bool, verbose: u8) {
@@ -331,7 +392,7 @@ fn hub_warning(prefix: &RepositoryPrefix) -> Option<String> {
 
 fn run_map(prefix: &str, references: &[String]) -> ExitCode {
     if let Some(warning) = prefix.parse().ok().as_ref().and_then(hub_warning) {
-        eprintln!("{}", terminal::escape_controls(&warning));
+        terminal::warning(&warning);
     }
     match cnab_relocate::map_references(prefix, references) {
         Ok(mapped) => {
@@ -345,7 +406,7 @@ fn run_map(prefix: &str, references: &[String]) -> ExitCode {
         }
         Err(errors) => {
             for e in &errors {
-                eprintln!("error: {}", terminal::escape_controls(&e.to_string()));
+                terminal::error(&e.to_string());
             }
             ExitCode::from(2)
         }
@@ -362,7 +423,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     };
     let out = Output::new(mode);
     if let Some(message) = stdin_twice(&bundle, args.registry.password_stdin) {
-        return usage_error(message);
+        return relocation_failed(&out, 0, &Error::Usage(message.to_string()));
     }
     let destination = args
         .repository_prefix
@@ -378,7 +439,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     };
     let credentials = match creds::options(given, std::io::stdin().lock()) {
         Ok(c) => c,
-        Err(message) => return usage_error(&message),
+        Err(message) => return relocation_failed(&out, 0, &Error::Usage(message)),
     };
     let mut relocation = Relocation::new(&bundle)
         .prefix(
@@ -406,8 +467,9 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     relocation = relocation.read_archive_once(!args.dry_run);
     let planned = match relocation.plan() {
         Ok(p) => p,
-        Err(e) => return fail(&e),
+        Err(e) => return relocation_failed(&out, 0, &e),
     };
+    let images = planned.plan().images.len();
     let mut warnings: Vec<String> = hub_warning(&planned.plan().prefix).into_iter().collect();
     if args.registry.src_creds.is_some() {
         let checked = match planned.format() {
@@ -421,32 +483,33 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         };
         match checked {
             Ok(warning) => warnings.extend(warning.map(|w| format!("warning: {w}"))),
-            Err(message) => return usage_error(&message),
+            Err(message) => return relocation_failed(&out, images, &Error::Usage(message)),
         }
     }
-    for warning in warnings.iter().filter(|_| !args.say.quiet) {
-        eprintln!("{}", terminal::escape_controls(warning));
+    for warning in &warnings {
+        out.warn(warning);
     }
     if args.dry_run {
-        if !args.no_referrers && !args.say.quiet {
-            eprintln!(
+        if !args.no_referrers {
+            out.warn(
                 "note: a dry run contacts no registry, so it cannot list the signatures, attestations \
-                 and SBOMs that would travel with the images"
+                 and SBOMs that would travel with the images",
             );
         }
-        return dry_run(&planned);
+        return dry_run(&out, &planned);
     }
     let mapping_path = args.relocation_mapping.expect("clap requires --relocation-mapping");
-    out.line(&format!(
+    // said once the run is under way: an input error found first is all there is to read
+    out.later(&format!(
         "relocating {} image(s) of {} to {}",
-        planned.plan().images.len(),
+        images,
         bundle.display(),
         planned.plan().prefix
     ));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            terminal::error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -454,28 +517,54 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     out.finish();
     // tasks still running (an archive reader draining its pass) do not hold the exit up
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    let images = planned.plan().images.len();
     match result {
         Ok(report) => {
-            out.json(&summary(&out, images, Some(&report), None, &mapping_path));
-            out.line(&format!(
-                "relocated {} image(s), {} sent in {:.1} s; mapping written to {}",
-                report.images.len(),
-                human_bytes(report.bytes_sent),
-                out.elapsed_secs(),
-                mapping_path.display()
+            out.commit();
+            out.json(&relocation_summary(
+                &out,
+                images,
+                Some(&report),
+                None,
+                Some(&mapping_path),
             ));
+            out.line(&summary_line(&report, out.elapsed_secs(), &mapping_path));
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            let report = match &e {
-                Error::Relocation(r) => Some(r),
-                _ => None,
-            };
-            out.json(&summary(&out, images, report, Some(&e), &mapping_path));
-            fail(&e)
-        }
+        Err(e) => relocation_failed(&out, images, &e),
     }
+}
+
+/// The last line of a relocation: images, blobs sent / mounted / present, bytes, time, rate.
+fn summary_line(report: &CopyReport, seconds: f64, mapping_path: &Path) -> String {
+    let ok: Vec<_> = report.images.iter().filter_map(|i| i.outcome.as_ref().ok()).collect();
+    let present = ok.iter().filter(|c| c.already_present).count();
+    let blobs_present: usize = ok.iter().map(|c| c.stats.blobs_present).sum();
+    let rate = report.bytes_sent as f64 / seconds.max(0.001);
+    format!(
+        "relocated {} image(s) ({} copied, {present} already there): {} blob(s) sent, {} mounted, {blobs_present} present; \
+         {} in {seconds:.1} s ({}/s); mapping written to {}",
+        report.images.len(),
+        ok.len() - present,
+        report.blobs_uploaded,
+        report.blobs_mounted,
+        human_bytes(report.bytes_sent),
+        human_bytes(rate as u64),
+        mapping_path.display()
+    )
+}
+
+/// Ends a relocation that failed: the error on standard error (with `--json`, the summary
+/// too). Lines held back are shown only when the run got under way (not for exit 2).
+fn relocation_failed(out: &Output, images: usize, e: &Error) -> ExitCode {
+    if e.exit_code() != 2 {
+        out.commit();
+    }
+    let report = match e {
+        Error::Relocation(r) => Some(r),
+        _ => None,
+    };
+    out.json(&relocation_summary(out, images, report, Some(e), None));
+    fail(e)
 }
 
 /// The number of the first SIGINT or SIGTERM the process receives.
@@ -540,14 +629,31 @@ fn certs_dirs() -> Option<Vec<PathBuf>> {
 fn run_export(args: ExportArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
     let json = args.say.json;
+    let mode = match (json, args.say.quiet) {
+        (true, _) => Mode::Json,
+        (false, true) => Mode::Quiet,
+        _ => Mode::Human,
+    };
+    let out = Output::new(mode);
     let say = |line: String| {
-        if !args.say.quiet && !json {
-            eprintln!("{line}");
+        if mode == Mode::Human {
+            eprintln!("{}", output::fit_to_stderr(&terminal::escape_controls(&line)));
         }
     };
-    let started = std::time::Instant::now();
+    let failed = |e: &Error| {
+        out.json(&output::summary(
+            "export",
+            e.exit_code(),
+            "exported",
+            Some(e.to_string()),
+            &problems(e),
+            out.elapsed_secs(),
+            serde_json::json!({"output": args.output}),
+        ));
+        fail(e)
+    };
     if let Some(message) = stdin_twice(&args.bundle, args.registry.password_stdin) {
-        return usage_error(message);
+        return failed(&Error::Usage(message.to_string()));
     }
     let given = creds::Given {
         authfile: args.registry.authfile.as_ref(),
@@ -558,7 +664,7 @@ fn run_export(args: ExportArgs) -> ExitCode {
     };
     let credentials = match creds::options(given, std::io::stdin().lock()) {
         Ok(c) => c,
-        Err(message) => return usage_error(&message),
+        Err(message) => return failed(&Error::Usage(message)),
     };
     let export = Export::new(&args.bundle, &args.output)
         .replace_existing(args.force)
@@ -571,21 +677,19 @@ fn run_export(args: ExportArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            terminal::error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
     let outcome = export.plan().and_then(|planned| {
         if args.registry.src_creds.is_some() {
             match creds::check_sources(None, planned.images().iter().map(|i| i.reference.domain())) {
-                Ok(warning) => warning.into_iter().for_each(|w| say(format!("warning: {w}"))),
+                Ok(warning) => warning.into_iter().for_each(|w| out.warn(&format!("warning: {w}"))),
                 Err(message) => return Err(Error::Usage(message)),
             }
         }
         for w in planned.duffle_warnings() {
-            if !json {
-                eprintln!("warning: {w}");
-            }
+            out.warn(&format!("warning: {w}"));
         }
         say(format!(
             "exporting {} image(s) of {} to {}",
@@ -596,26 +700,29 @@ fn run_export(args: ExportArgs) -> ExitCode {
         runtime.block_on(planned.run_until(interrupted()))
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    let secs = started.elapsed().as_secs_f64();
+    let secs = out.elapsed_secs();
     match outcome {
         Ok(report) => {
-            if json {
-                let images: Vec<serde_json::Value> = report
-                    .images
-                    .iter()
-                    .map(|i| serde_json::json!({"image": i.image, "ref_name": i.ref_name, "digest": i.digest.to_string()}))
-                    .collect();
-                let referrers: Vec<serde_json::Value> = report
-                    .referrers
-                    .iter()
-                    .map(|r| serde_json::json!({"image": r.image, "kind": r.kind, "digest": r.digest.to_string(), "subject": r.subject.to_string()}))
-                    .collect();
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "summary", "outcome": "exported", "output": args.output,
-                        "images": images, "referrers": referrers, "blobs": report.blobs, "bytes": report.bytes, "seconds": secs})
-                );
-            }
+            let images: Vec<serde_json::Value> = report
+                .images
+                .iter()
+                .map(|i| serde_json::json!({"image": i.image, "ref_name": i.ref_name, "digest": i.digest.to_string()}))
+                .collect();
+            let referrers: Vec<serde_json::Value> = report
+                .referrers
+                .iter()
+                .map(|r| serde_json::json!({"image": r.image, "kind": r.kind, "digest": r.digest.to_string(), "subject": r.subject.to_string()}))
+                .collect();
+            out.json(&output::summary(
+                "export",
+                0,
+                "exported",
+                None,
+                &[],
+                secs,
+                serde_json::json!({"output": args.output, "images": images, "referrers": referrers,
+                    "blobs": report.blobs, "bytes": report.bytes}),
+            ));
             for i in &report.images {
                 say(format!("  {} ({})", i.ref_name, i.digest));
             }
@@ -637,20 +744,10 @@ fn run_export(args: ExportArgs) -> ExitCode {
             ));
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "summary", "outcome": "failed", "output": args.output,
-                        "error": e.to_string(), "exit_code": e.exit_code()})
-                );
-            }
-            fail(&e)
-        }
+        Err(e) => failed(&e),
     }
 }
 
-/// A usage error found after parsing (exit 2).
 /// Standard input can carry the bundle or a password, not both.
 fn stdin_twice(bundle: &Path, password_stdin: bool) -> Option<&'static str> {
     (password_stdin && cnab_relocate::bundle::is_stdin(bundle)).then_some(
@@ -659,65 +756,105 @@ fn stdin_twice(bundle: &Path, password_stdin: bool) -> Option<&'static str> {
     )
 }
 
-fn usage_error(message: &str) -> ExitCode {
-    eprintln!("error: {}", terminal::escape_controls(message));
-    ExitCode::from(2)
+/// Each problem of a failed command, for the summary's `errors`: one per image that failed,
+/// else the error itself.
+fn problems(e: &Error) -> Vec<output::Problem> {
+    match e {
+        Error::Relocation(report) => report
+            .failures()
+            .map(|f| output::Problem {
+                message: f.outcome.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+                image: Some(f.image.clone()),
+                relocated: Some(f.relocated.clone()),
+            })
+            .collect(),
+        Error::ExportImages(failures) => failures
+            .iter()
+            .map(|(image, error)| output::Problem {
+                message: error.to_string(),
+                image: Some(image.clone()),
+                relocated: None,
+            })
+            .collect(),
+        _ => vec![output::Problem::new(e.to_string())],
+    }
 }
 
-fn fail(e: &Error) -> ExitCode {
-    eprintln!("error: {}", terminal::escape_controls(&e.to_string()));
-    ExitCode::from(e.exit_code())
-}
-
-/// Checks what can be checked offline and prints the mapping: exactly duffle's bytes when
-/// piped, with a newline only for a person at a terminal.
-fn dry_run(planned: &PlannedRelocation) -> ExitCode {
-    if let Err(e) = planned.check_sources() {
-        return fail(&e);
-    }
-    let mut out = std::io::stdout().lock();
-    let mut json = planned.mapping().to_json();
-    if out.is_terminal() {
-        json.push(b'\n');
-    }
-    match out.write_all(&json).and_then(|_| out.flush()) {
+/// Exit 0 when what was printed reached standard output, 1 otherwise.
+fn written(result: std::io::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: cannot write to standard output: {e}");
+            terminal::error(&format!("cannot write to standard output: {e}"));
             ExitCode::from(1)
         }
     }
 }
 
-/// The last `--json` line: the outcome of the whole run.
-fn summary(
+fn fail(e: &Error) -> ExitCode {
+    terminal::error(&e.to_string());
+    ExitCode::from(e.exit_code())
+}
+
+/// Checks what can be checked offline and prints the mapping: exactly duffle's bytes when
+/// piped, with a newline only for a person at a terminal; with `--json`, in the summary.
+fn dry_run(out: &Output, planned: &PlannedRelocation) -> ExitCode {
+    let images = planned.plan().images.len();
+    if let Err(e) = planned.check_sources() {
+        return relocation_failed(out, images, &e);
+    }
+    if out.is_json() {
+        let mapping: serde_json::Value =
+            serde_json::from_slice(&planned.mapping().to_json()).expect("the mapping is JSON");
+        let mut summary = relocation_summary(out, images, None, None, None);
+        summary["outcome"] = "dry_run".into();
+        summary["mapping"] = mapping;
+        out.json(&summary);
+        return ExitCode::SUCCESS;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let mut json = planned.mapping().to_json();
+    if stdout.is_terminal() {
+        json.push(b'\n');
+    }
+    written(stdout.write_all(&json).and_then(|_| stdout.flush()))
+}
+
+/// The relocation's `--json` summary: the outcome, then what the run did.
+fn relocation_summary(
     out: &Output,
     images: usize,
     report: Option<&CopyReport>,
     error: Option<&Error>,
-    mapping_path: &Path,
+    mapping_path: Option<&Path>,
 ) -> serde_json::Value {
-    let (copied, present, failed) = report.map_or((0, 0, 0), |r| {
-        let ok = r.images.iter().filter_map(|i| i.outcome.as_ref().ok());
-        (
-            ok.clone().filter(|c| !c.already_present).count(),
-            ok.filter(|c| c.already_present).count(),
-            r.failures().count(),
-        )
-    });
-    serde_json::json!({
-        "event": "summary",
-        "success": error.is_none(),
-        "images": images,
-        "copied": copied,
-        "already_present": present,
-        "failed": failed,
-        "bytes_sent": report.map_or(0, |r| r.bytes_sent),
-        "blobs_uploaded": report.map_or(0, |r| r.blobs_uploaded),
-        "blobs_mounted": report.map_or(0, |r| r.blobs_mounted),
-        "referrers_copied": report.map_or(0, |r| r.images.iter().filter_map(|i| i.outcome.as_ref().ok()).map(|c| c.referrers.iter().filter(|x| !x.already_present).count()).sum::<usize>()),
-        "seconds": (out.elapsed_secs() * 1000.0).round() / 1000.0,
-        "relocation_mapping": error.is_none().then(|| mapping_path.display().to_string()),
-        "error": error.map(|e| e.to_string()),
-    })
+    let ok = report
+        .into_iter()
+        .flat_map(|r| r.images.iter().filter_map(|i| i.outcome.as_ref().ok()));
+    let copied = ok.clone().filter(|c| !c.already_present).count();
+    let present = ok.clone().filter(|c| c.already_present).count();
+    let blobs_present: usize = ok.clone().map(|c| c.stats.blobs_present).sum();
+    let referrers_copied: usize = ok
+        .map(|c| c.referrers.iter().filter(|x| !x.already_present).count())
+        .sum();
+    output::summary(
+        "relocate",
+        error.map_or(0, Error::exit_code),
+        "relocated",
+        error.map(ToString::to_string),
+        &error.map(problems).unwrap_or_default(),
+        out.elapsed_secs(),
+        serde_json::json!({
+            "images": images,
+            "copied": copied,
+            "already_present": present,
+            "failed": report.map_or(0, |r| r.failures().count()),
+            "bytes_sent": report.map_or(0, |r| r.bytes_sent),
+            "blobs_uploaded": report.map_or(0, |r| r.blobs_uploaded),
+            "blobs_mounted": report.map_or(0, |r| r.blobs_mounted),
+            "blobs_present": blobs_present,
+            "referrers_copied": referrers_copied,
+            "relocation_mapping": mapping_path.map(|p| p.display().to_string()),
+        }),
+    )
 }

@@ -3,7 +3,7 @@
 //! the screen or hide a line.
 
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 /// `text` with every control character but newline and tab written as `\u{..}`.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
@@ -21,6 +21,40 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
             })
             .collect(),
     )
+}
+
+/// Whether what goes to a stream that `is_terminal` may be coloured: never into a pipe or a
+/// file, never with `NO_COLOR` set (to anything but the empty string) or on a dumb terminal.
+pub fn colours(is_terminal: bool) -> bool {
+    is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+/// `label` (such as `error:`) in `sgr`'s colour when standard error may be coloured.
+fn label(label: &str, sgr: &str) -> String {
+    if colours(io::stderr().is_terminal()) {
+        format!("\x1b[{sgr}m{label}\x1b[0m")
+    } else {
+        label.to_string()
+    }
+}
+
+/// Prints `error: MESSAGE` on standard error, the message escaped, the label red on a terminal.
+pub fn error(message: &str) {
+    eprintln!("{} {}", label("error:", "1;31"), escape_controls(message));
+}
+
+/// Prints a `warning: …` or `note: …` line on standard error, its label coloured on a terminal.
+pub fn warning(line: &str) {
+    let line = escape_controls(line);
+    match line.split_once(": ") {
+        Some((word @ ("warning" | "note"), rest)) => {
+            let sgr = if word == "warning" { "1;33" } else { "1;36" };
+            eprintln!("{} {rest}", self::label(&format!("{word}:"), sgr));
+        }
+        _ => eprintln!("{line}"),
+    }
 }
 
 fn is_unsafe(c: char) -> bool {

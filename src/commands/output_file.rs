@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::atomic_file::parent_dir;
+use crate::atomic_file::{parent_dir, without_temporary_path};
 use crate::error::MappingFileProblem;
 
 /// A file a command is going to write.
@@ -43,6 +43,6 @@ pub(crate) fn check_output_file(file: &OutputFile<'_>) -> Result<(), MappingFile
         .map(drop)
         .map_err(|source| MappingFileProblem::DirectoryNotWritable {
             dir: dir.to_path_buf(),
-            source,
+            source: without_temporary_path(source),
         })
 }

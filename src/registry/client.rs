@@ -15,6 +15,7 @@ use super::auth::{repository_scope, Authenticator, Challenge, TokenRealmPolicy};
 use super::credentials;
 use super::error::RegistryError;
 use super::limiter::Limiter;
+use super::request_log::Logged;
 use super::response::{error_chain, error_message, header_str, is_retryable_error, read_at_most};
 use super::retry::{is_retryable_status, retry_after, RetryPolicy};
 use super::tls::Trust;
@@ -273,8 +274,15 @@ impl Registry {
         loop {
             let last = attempt + 1 >= self.retry.max_attempts;
             let last_contact_try = attempt + 1 >= self.retry.first_contact_attempts;
+            let logged = Logged::new(&Method::GET, url, None);
             let answered = match tokio::time::timeout(self.timeout, self.http.get(url.clone()).send()).await {
-                Ok(answered) => answered,
+                Ok(answered) => {
+                    match &answered {
+                        Ok(r) => logged.answered(r),
+                        Err(e) => logged.failed(&error_chain(e)),
+                    }
+                    answered
+                }
                 // never answered (a hung connection or TLS handshake): as good as unreachable
                 Err(_) if last || last_contact_try => return Err(self.silent(&format!("GET {url}"))),
                 Err(_) => {
@@ -418,13 +426,26 @@ impl Registry {
             if own_origin {
                 builder = endpoint.auth.authorize(builder, scopes).await.map_err(Sent::Refused)?;
             }
+            let (client, built) = builder.build_split();
+            let built = built.map_err(Sent::Transport)?;
+            let logged = Logged::new(built.method(), built.url(), Some(built.headers()));
             // a streamed upload is watched by its progress; anything else must be answered in time
-            let response = if streamed {
-                builder.send().await.map_err(Sent::Transport)?
-            } else {
-                match tokio::time::timeout(self.timeout, builder.send()).await {
-                    Ok(sent) => sent.map_err(Sent::Transport)?,
-                    Err(_) => return Err(Sent::Silent),
+            let sent = match streamed {
+                true => Ok(client.execute(built).await),
+                false => tokio::time::timeout(self.timeout, client.execute(built)).await,
+            };
+            let response = match sent {
+                Ok(Ok(response)) => {
+                    logged.answered(&response);
+                    response
+                }
+                Ok(Err(e)) => {
+                    logged.failed(&error_chain(&e));
+                    return Err(Sent::Transport(e));
+                }
+                Err(_) => {
+                    logged.failed("no answer in time");
+                    return Err(Sent::Silent);
                 }
             };
             drop(permit);

@@ -8,6 +8,7 @@ mod credentials;
 mod error;
 mod limiter;
 mod listing;
+mod request_log;
 mod response;
 mod retry;
 mod tls;
