@@ -776,6 +776,9 @@ fn problems(e: &Error) -> Vec<output::Problem> {
                 relocated: None,
             })
             .collect(),
+        Error::Bundle(cnab_relocate::bundle::BundleError::Several(all)) => {
+            all.iter().map(|e| output::Problem::new(e.to_string())).collect()
+        }
         _ => vec![output::Problem::new(e.to_string())],
     }
 }

@@ -753,3 +753,41 @@ fn usage_errors_never_repeat_a_password() {
         assert!(!String::from_utf8_lossy(&o.stdout).contains("s3cret-pw"));
     }
 }
+
+#[test]
+fn every_problem_of_a_bundle_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"name":"b","version":"1","invocationImages":[{"image":"UPPER/case:1"}],
+            "images":{"a":{"image":"bad image"},"b":{"image":"ok/img:1","imageType":"vm"},
+                      "c":{"image":"x:1","contentDigest":"sha256:short"},"d":{"image":"fine/one:2"}}}"#,
+    )
+    .unwrap();
+    let relmap = dir.path().join("relmap.json");
+    let args = [
+        bundle.to_str().unwrap(),
+        "-p",
+        "127.0.0.1:1/x",
+        "-m",
+        relmap.to_str().unwrap(),
+    ];
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    for at in ["invocationImages[0]", "images.a", "images.b", "images.c"] {
+        assert!(err.contains(at), "{at} is named: {err}");
+    }
+    assert!(err.contains("4 problems"), "{err}");
+    assert!(!err.contains("images.d"), "{err}");
+    assert!(!relmap.exists());
+    let json = run(&[&args[..], &["--json"]].concat());
+    let last = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let summary: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(summary["errors"].as_array().unwrap().len(), 4, "{summary}");
+}

@@ -435,3 +435,22 @@ fn quiet_prints_nothing_on_success() {
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);
     assert_eq!((quiet.stdout.as_str(), quiet.stderr.as_str()), ("", ""));
 }
+
+#[test]
+fn token_requests_are_shown_at_v_and_their_tokens_never() {
+    let target = TestRegistry::start(Mode::Token);
+    let creds = format!("{}:{}", support::registry::USER, support::registry::PASSWORD);
+    let (run, _work) = relocate_hello(&target, "token-verbose", &["-vv", "--dest-creds", &creds]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.contains("GET 127.0.0.1:") && l.contains("/token 200")),
+        "a line for the token request: {}",
+        run.stderr
+    );
+    let basic = support::basic_auth(support::registry::USER, support::registry::PASSWORD);
+    for secret in [support::registry::PASSWORD, basic.as_str(), "Bearer ey"] {
+        assert!(!run.stderr.contains(secret), "{secret} leaked: {}", run.stderr);
+    }
+}

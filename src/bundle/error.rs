@@ -45,6 +45,10 @@ pub enum BundleError {
     /// The thick bundle cannot be read or lacks what relocation needs.
     #[error(transparent)]
     Thick(#[from] ArchiveError),
+    /// Several images of the bundle are wrong: each is named (all are found before anything
+    /// is done).
+    #[error("{} problems in the bundle; nothing was copied:{}", .0.len(), .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    Several(Vec<BundleError>),
     /// `invocationImages` is missing or empty.
     #[error("the bundle has no invocation image (invocationImages is missing or empty)")]
     NoInvocationImage,

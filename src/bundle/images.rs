@@ -39,62 +39,88 @@ pub fn select_images(bundle: &Bundle) -> Result<Vec<BundleImageRef>, BundleError
         )
         .collect();
 
-    // Every type is checked before any reference, so nothing happens for a bundle we reject.
-    for (at, img) in &declared {
+    // every image is checked, and every problem reported, before anything happens
+    let mut problems = Vec::new();
+    let mut out: Vec<BundleImageRef> = Vec::new();
+    for (at, img) in declared {
         let ty = img.image_type.as_deref().unwrap_or("oci");
         if !RELOCATABLE_TYPES.contains(&ty) {
-            return Err(BundleError::UnsupportedImageType {
+            problems.push(BundleError::UnsupportedImageType {
                 at: at.clone(),
                 image: img.image.clone(),
                 image_type: ty.to_string(),
             });
+            continue;
+        }
+        match checked(&at, img) {
+            Ok(image) => {
+                if let Err(e) = add(&mut out, image) {
+                    problems.push(e);
+                }
+            }
+            Err(e) => problems.push(e),
         }
     }
-
-    let mut out: Vec<BundleImageRef> = Vec::new();
-    for (at, img) in declared {
-        let reference = Reference::parse_normalized(&img.image)
-            .map_err(|source| BundleError::InvalidImage { at: at.clone(), source })?;
-        let content_digest = match img.content_digest.as_deref() {
-            None | Some("") => None,
-            Some(d) => Some(
-                d.parse::<Digest>()
-                    .map_err(|source| BundleError::InvalidContentDigest { at: at.clone(), source })?,
-            ),
-        };
-        if let (Some(in_ref), Some(declared)) = (reference.digest(), &content_digest) {
-            if in_ref != declared {
-                tracing::warn!(
-                    "{at}: image {} pins {in_ref} but contentDigest is {declared}; the reference's digest is used",
-                    img.image
-                );
-            }
-        }
-        let expected_digest = reference.digest().cloned().or(content_digest);
-        match out.iter_mut().find(|e| e.raw == img.image) {
-            Some(seen) => {
-                match (&seen.expected_digest, &expected_digest) {
-                    (Some(a), Some(b)) if a != b => {
-                        return Err(BundleError::ConflictingDigests {
-                            image: img.image.clone(),
-                            first: format!("{} ({a})", seen.declared_by[0]),
-                            second: format!("{at} ({b})"),
-                        })
-                    }
-                    (None, Some(_)) => seen.expected_digest = expected_digest,
-                    _ => {}
-                }
-                seen.declared_by.push(at);
-            }
-            None => out.push(BundleImageRef {
-                raw: img.image.clone(),
-                reference,
-                expected_digest,
-                declared_by: vec![at],
-            }),
-        }
+    match problems.len() {
+        0 => {}
+        1 => return Err(problems.remove(0)),
+        _ => return Err(BundleError::Several(problems)),
     }
     Ok(out)
+}
+
+/// One declared image, its reference and pins checked.
+fn checked(at: &str, img: &BundleImage) -> Result<BundleImageRef, BundleError> {
+    let reference = Reference::parse_normalized(&img.image).map_err(|source| BundleError::InvalidImage {
+        at: at.to_string(),
+        source,
+    })?;
+    let content_digest = match img.content_digest.as_deref() {
+        None | Some("") => None,
+        Some(d) => Some(
+            d.parse::<Digest>()
+                .map_err(|source| BundleError::InvalidContentDigest {
+                    at: at.to_string(),
+                    source,
+                })?,
+        ),
+    };
+    if let (Some(in_ref), Some(declared)) = (reference.digest(), &content_digest) {
+        if in_ref != declared {
+            tracing::warn!(
+                "{at}: image {} pins {in_ref} but contentDigest is {declared}; the reference's digest is used",
+                img.image
+            );
+        }
+    }
+    Ok(BundleImageRef {
+        raw: img.image.clone(),
+        expected_digest: reference.digest().cloned().or(content_digest),
+        reference,
+        declared_by: vec![at.to_string()],
+    })
+}
+
+/// Adds `image` to `out`, or merges it with the same image string declared earlier; two
+/// declarations pinning different digests are an error.
+fn add(out: &mut Vec<BundleImageRef>, image: BundleImageRef) -> Result<(), BundleError> {
+    let Some(seen) = out.iter_mut().find(|e| e.raw == image.raw) else {
+        out.push(image);
+        return Ok(());
+    };
+    match (&seen.expected_digest, &image.expected_digest) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(BundleError::ConflictingDigests {
+                image: image.raw.clone(),
+                first: format!("{} ({a})", seen.declared_by[0]),
+                second: format!("{} ({b})", image.declared_by[0]),
+            })
+        }
+        (None, Some(_)) => seen.expected_digest = image.expected_digest,
+        _ => {}
+    }
+    seen.declared_by.extend(image.declared_by);
+    Ok(())
 }
 
 #[cfg(test)]

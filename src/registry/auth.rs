@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::credentials::{Credential, RegistryCredentials};
 use super::error::RegistryError;
+use super::request_log::Logged;
 use super::response::{error_chain, error_message, is_retryable_error, read_at_most};
 
 /// Largest token answer read (real ones are a few KiB).
@@ -320,7 +321,16 @@ impl Authenticator {
                 }
             };
             let last = attempt + 1 >= self.retry.max_attempts;
-            let response = match request.send().await {
+            let (client, built) = request.build_split();
+            let built = built.map_err(|e| auth_err(format!("cannot ask the token service {realm}: {e}")))?;
+            // -v shows token requests like any other (credentials and tokens redacted)
+            let logged = Logged::new(built.method(), built.url(), Some(built.headers()));
+            let sent = client.execute(built).await;
+            match &sent {
+                Ok(r) => logged.answered(r),
+                Err(e) => logged.failed(&error_chain(e)),
+            }
+            let response = match sent {
                 Ok(r) => r,
                 Err(e) if !last && is_retryable_error(&e) => {
                     tokio::time::sleep(self.retry.delay(attempt, None)).await;
