@@ -756,13 +756,14 @@ fn usage_errors_never_repeat_a_password() {
 
 #[test]
 fn every_problem_of_a_bundle_is_reported_at_once() {
+    // three invalid references and an unsupported imageType
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle.json");
     std::fs::write(
         &bundle,
         r#"{"name":"b","version":"1","invocationImages":[{"image":"UPPER/case:1"}],
             "images":{"a":{"image":"bad image"},"b":{"image":"ok/img:1","imageType":"vm"},
-                      "c":{"image":"x:1","contentDigest":"sha256:short"},"d":{"image":"fine/one:2"}}}"#,
+                      "c":{"image":"x:1:2"},"d":{"image":"fine/one:2"}}}"#,
     )
     .unwrap();
     let relmap = dir.path().join("relmap.json");

@@ -237,7 +237,10 @@ fn an_image_missing_from_the_archive_fails_before_anything_is_pushed() {
     let images = build_layout(64 * KIB);
     let bundle = bundle_json(
         serde_json::json!({"image": "example.com/app/amd64:1.0", "contentDigest": images.amd64}),
-        &[("gone", serde_json::json!({"image": "example.com/app/gone:3"}))],
+        &[
+            ("gone", serde_json::json!({"image": "example.com/app/gone:3"})),
+            ("lost", serde_json::json!({"image": "example.com/app/lost:4"})),
+        ],
     );
     let work = tempfile::tempdir().unwrap();
     let tgz = work.path().join("b.tgz");
@@ -250,6 +253,11 @@ fn an_image_missing_from_the_archive_fails_before_anything_is_pushed() {
             run.stderr.contains("example.com/app/gone:3")
                 && run.stderr.contains("io.containerd.image.name = example.com/app/gone:3"),
             "names the image and what was searched: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("example.com/app/lost:4"),
+            "names both: {}",
             run.stderr
         );
         assert!(!relmap.exists());
