@@ -19,6 +19,9 @@ pub enum Error {
     /// The prefix is invalid, or an image cannot be mapped under it.
     #[error(transparent)]
     Mapping(#[from] MappingError),
+    /// The `--mapping-rules` file is invalid, or places an image where it cannot go.
+    #[error("{0}")]
+    MappingRules(String),
     /// A reference is invalid.
     #[error(transparent)]
     Reference(#[from] ReferenceError),

@@ -33,6 +33,8 @@ pub mod registry;
 pub mod relmap;
 pub mod sync;
 
-pub use commands::{map_references, Export, PlannedExport, PlannedRelocation, RelocateOptions, Relocation};
+pub use commands::{
+    map_references, map_references_with, Export, PlannedExport, PlannedRelocation, RelocateOptions, Relocation,
+};
 pub use engine::{CopyReport, Event};
 pub use error::{Error, MappingFileProblem};

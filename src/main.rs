@@ -73,6 +73,9 @@ enum Command {
         /// Image references as written in a bundle, e.g. ubuntu:22.04.
         #[arg(value_name = "REFERENCE", required = true)]
         references: Vec<String>,
+        /// Place images by these rules first (dregsy's from/to; first match wins).
+        #[arg(long, value_name = "RULES.yaml")]
+        mapping_rules: Option<PathBuf>,
     },
     /// Pull every image of a thin bundle into a thick bundle (a gzipped tar of bundle.json and
     /// an OCI image layout, metadata first) that relocation, duffle and skopeo read.
@@ -140,6 +143,11 @@ struct RelocateArgs {
     /// digest as contentDigest (canonical JSON, as CNAB signs it); written only on success.
     #[arg(long, value_name = "FILE")]
     output_bundle: Option<PathBuf>,
+
+    /// Place images by these rules first (dregsy's from/to; first match wins; duffle's
+    /// mapping for the rest). Checked before any registry is contacted.
+    #[arg(long, value_name = "RULES.yaml")]
+    mapping_rules: Option<PathBuf>,
 
     /// Parse, validate and map only: contact no registry, write no file, print the mapping
     /// JSON on standard output.
@@ -252,7 +260,8 @@ fn main() -> ExitCode {
         Some(Command::Map {
             repository_prefix,
             references,
-        }) => run_map(&repository_prefix, &references),
+            mapping_rules,
+        }) => run_map(&repository_prefix, &references, mapping_rules.as_deref()),
         Some(Command::Export(args)) => run_export(args),
         Some(Command::Completions { shell }) => {
             let mut out = std::io::stdout().lock();
@@ -390,11 +399,18 @@ fn hub_warning(prefix: &RepositoryPrefix) -> Option<String> {
     })
 }
 
-fn run_map(prefix: &str, references: &[String]) -> ExitCode {
+fn run_map(prefix: &str, references: &[String], rules: Option<&Path>) -> ExitCode {
     if let Some(warning) = prefix.parse().ok().as_ref().and_then(hub_warning) {
         terminal::warning(&warning);
     }
-    match cnab_relocate::map_references(prefix, references) {
+    let rules = match rules.map(cnab_relocate::sync::config::read_mapping_rules).transpose() {
+        Ok(rules) => rules,
+        Err(message) => {
+            terminal::error(&message);
+            return ExitCode::from(2);
+        }
+    };
+    match cnab_relocate::map_references_with(prefix, references, rules.as_ref()) {
         Ok(mapped) => {
             let mut out = std::io::stdout().lock();
             for m in mapped {
@@ -459,6 +475,9 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         });
     if let Some(path) = &args.relocation_mapping {
         relocation = relocation.mapping_file(path);
+    }
+    if let Some(path) = &args.mapping_rules {
+        relocation = relocation.mapping_rules(path);
     }
     if let Some(path) = args.output_bundle.as_ref().filter(|_| !args.dry_run) {
         relocation = relocation.output_bundle(path);

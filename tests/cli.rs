@@ -792,3 +792,95 @@ fn every_problem_of_a_bundle_is_reported_at_once() {
     let summary: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(summary["errors"].as_array().unwrap().len(), 4, "{summary}");
 }
+
+const RULES: &str = r#"- from: regex:docker\.io/library/.*
+  to: regex:^docker\.io/library/,hub/        # docker.io/library/nginx -> hub/nginx
+- from: ghcr.io/acme/tool
+  to: tools/acme-tool                         # exact rename
+- from: regex:registry\.example\.com/apps/.*
+  to: apps-mirror                             # prefix: apps-mirror/apps/web
+"#;
+
+#[test]
+fn mapping_rules_place_bundle_images_first_match_wins_duffle_for_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
+    let bundle = dir.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"name":"b","version":"1","invocationImages":[{"image":"nginx:1.25"}],
+            "images":{"a":{"image":"ghcr.io/acme/tool:2"},"b":{"image":"registry.example.com/apps/web:1"},
+                      "c":{"image":"technosophos/helloworld:0.1.0"}}}"#,
+    )
+    .unwrap();
+    let o = run(&[
+        bundle.to_str().unwrap(),
+        "-p",
+        "reg.acme.com/mirror",
+        "--dry-run",
+        "--no-referrers",
+        "--mapping-rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let map: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        map,
+        serde_json::json!({
+            "nginx:1.25": "reg.acme.com/mirror/hub/nginx:1.25",
+            "ghcr.io/acme/tool:2": "reg.acme.com/mirror/tools/acme-tool:2",
+            "registry.example.com/apps/web:1": "reg.acme.com/mirror/apps-mirror/apps/web:1",
+            "technosophos/helloworld:0.1.0": "reg.acme.com/mirror/technosophos-helloworld-6731e0d41b7fd5a24e14c853af93bd81:0.1.0",
+        })
+    );
+    let mapped = run(&[
+        "map",
+        "-p",
+        "reg.acme.com/mirror",
+        "--mapping-rules",
+        rules.to_str().unwrap(),
+        "nginx:1.25",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&mapped.stdout),
+        "reg.acme.com/mirror/hub/nginx:1.25\n"
+    );
+}
+
+#[test]
+fn bad_mapping_rules_are_exit_2_before_any_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        r#"{"name":"b","version":"1","invocationImages":[{"image":"a/one:1"}],"images":{"x":{"image":"b/one:1"}}}"#,
+    )
+    .unwrap();
+    let relmap = dir.path().join("relmap.json");
+    for (rules, says) in [
+        ("- from: a/one\n  tags: ['1']\n", "tags"),
+        ("- from: regex:.*\n  to: regex:^nomatch,x\n", "does not match"),
+        (
+            "- from: regex:docker\\.io/./one\n  to: regex:^.*$,same\n",
+            "would both be relocated",
+        ),
+        ("- from: regex:.*\n  to: UPPER\n", "not valid"),
+    ] {
+        let path = dir.path().join("rules.yaml");
+        std::fs::write(&path, rules).unwrap();
+        // a prefix no one listens on: nothing may be contacted
+        let o = run(&[
+            bundle.to_str().unwrap(),
+            "-p",
+            "127.0.0.1:1/x",
+            "-m",
+            relmap.to_str().unwrap(),
+            "--mapping-rules",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{rules}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{rules}: {}", stderr(&o));
+        assert!(!relmap.exists());
+    }
+}

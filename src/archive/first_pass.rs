@@ -35,7 +35,7 @@ pub(super) struct FirstPass {
 /// The subject a JSON layout blob names, and what kind of referrer it is.
 fn referrer_in(bytes: &[u8]) -> Option<(Digest, ReferrerKind)> {
     if !bytes.windows(9).any(|w| w == b"\"subject\"") {
-        return None;
+        return None; // most JSON blobs: no copy, no parse
     }
     let manifest = Manifest::new(Bytes::copy_from_slice(bytes), None, None).ok()?;
     let subject = subject_of(&manifest).ok()??;

@@ -8,6 +8,6 @@ mod plan;
 mod relocate;
 
 pub use export::{Export, ExportReport, ExportedImage, ExportedReferrer, PlannedExport};
-pub use map::map_references;
+pub use map::{map_references, map_references_with};
 pub use plan::{Plan, PlannedImage};
 pub use relocate::{PlannedRelocation, RelocateOptions, Relocation};

@@ -6,6 +6,7 @@ use crate::engine::ImageJob;
 use crate::mapping::{map_reference, MappingError, RepositoryPrefix};
 use crate::reference::{Digest, Reference};
 use crate::relmap::RelocationMapping;
+use crate::sync::{MappingRules, RuleError};
 
 /// One bundle image and where it goes.
 #[derive(Debug, Clone)]
@@ -44,6 +45,28 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Maps each image under `prefix` by the first of `rules` that matches its name, else by
+    /// duffle's rule; every result is checked, and two images landing on one repository and
+    /// tag are refused.
+    pub fn with_rules(
+        prefix: RepositoryPrefix,
+        images: Vec<BundleImageRef>,
+        rules: &MappingRules,
+    ) -> Result<Plan, RuleError> {
+        let mut relocated = rules.relocate_all(&prefix, images.iter().map(|i| (i.raw.as_str(), &i.reference)))?;
+        let images = images
+            .into_iter()
+            .map(|img| PlannedImage {
+                relocated: relocated.remove(&img.raw).expect("every image relocated"),
+                raw: img.raw,
+                original: img.reference,
+                expected_digest: img.expected_digest,
+                declared_by: img.declared_by,
+            })
+            .collect();
+        Ok(Plan { prefix, images })
+    }
+
     /// Maps each image under `prefix`; fails on the first image whose name cannot be mapped.
     pub fn new(prefix: RepositoryPrefix, images: Vec<BundleImageRef>) -> Result<Plan, MappingError> {
         let images = images

@@ -21,6 +21,7 @@ use crate::error::{Error, MappingFileProblem};
 use crate::mapping::RepositoryPrefix;
 use crate::registry::{Registries, RegistryOptions};
 use crate::relmap::RelocationMapping;
+use crate::sync::config::read_mapping_rules;
 
 /// How long an interrupted run spends cancelling its open upload sessions.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
@@ -52,6 +53,7 @@ pub struct Relocation {
     prefix: String,
     mapping_file: Option<PathBuf>,
     output_bundle: Option<PathBuf>,
+    mapping_rules: Option<PathBuf>,
     read_once: bool,
     options: RelocateOptions,
     reporter: Reporter,
@@ -65,6 +67,7 @@ impl Relocation {
             prefix: String::new(),
             mapping_file: None,
             output_bundle: None,
+            mapping_rules: None,
             read_once: true,
             options: RelocateOptions::default(),
             reporter: Arc::new(|_: &Event| {}),
@@ -106,6 +109,13 @@ impl Relocation {
         self
     }
 
+    /// Places images by the rules of a `--mapping-rules` file (dregsy's `from`/`to`, first
+    /// match wins; duffle's mapping for the rest).
+    pub fn mapping_rules(mut self, path: impl Into<PathBuf>) -> Self {
+        self.mapping_rules = Some(path.into());
+        self
+    }
+
     /// Registry and copy settings.
     pub fn options(mut self, options: RelocateOptions) -> Self {
         self.options = options;
@@ -122,12 +132,19 @@ impl Relocation {
     /// registry and writes nothing.
     pub fn plan(self) -> Result<PlannedRelocation, Error> {
         let prefix: RepositoryPrefix = self.prefix.parse()?;
+        let rules = match &self.mapping_rules {
+            Some(path) => Some(read_mapping_rules(path).map_err(Error::MappingRules)?),
+            None => None,
+        };
         let opened = match self.read_once {
             true => bundle::open_bundle_once(&self.bundle)?,
             false => bundle::open_bundle(&self.bundle)?,
         };
         let images = bundle::select_images(&opened.bundle)?;
-        let plan = Plan::new(prefix, images)?;
+        let plan = match &rules {
+            Some(rules) => Plan::with_rules(prefix, images, rules).map_err(|e| Error::MappingRules(e.to_string()))?,
+            None => Plan::new(prefix, images)?,
+        };
         Ok(PlannedRelocation {
             opened,
             plan,

@@ -154,8 +154,12 @@ fn invalid(manifest: &Manifest, e: serde_json::Error) -> ManifestError {
     }
 }
 
-/// The `subject` digest of a manifest, when it names one.
+/// The `subject` digest of a manifest, when it names one; most do not, so the bytes are
+/// parsed only when they hold the key.
 pub fn subject_of(manifest: &Manifest) -> Result<Option<Digest>, ManifestError> {
+    if !manifest.bytes.windows(9).any(|w| w == b"\"subject\"") {
+        return Ok(None);
+    }
     #[derive(Deserialize)]
     struct WithSubject {
         subject: Option<SubjectDigest>,

@@ -915,10 +915,9 @@ impl Registry {
     }
 }
 
-/// Whether a manifest names a `subject` (checked on its bytes: most manifests have none).
+/// Whether a manifest names a `subject`.
 fn has_subject(manifest: &Manifest) -> bool {
-    manifest.bytes.windows(9).any(|w| w == b"\"subject\"")
-        && crate::oci::subject_of(manifest).is_ok_and(|s| s.is_some())
+    crate::oci::subject_of(manifest).is_ok_and(|s| s.is_some())
 }
 
 /// What the user can do about a status the registry answered.

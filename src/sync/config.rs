@@ -856,6 +856,22 @@ pub fn parse_config(text: &str) -> Result<SyncConfig, ConfigError> {
     Reader { notices: Vec::new() }.config(&root)
 }
 
+/// Reads the `--mapping-rules` file at `path` (at most [`MAX_CONFIG_FILE_SIZE`] bytes); an
+/// error names the file.
+pub fn read_mapping_rules(path: &std::path::Path) -> Result<MappingRules, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the mapping rules {shown}: {e}"))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_CONFIG_FILE_SIZE + 1), &mut text)
+        .map_err(|e| format!("cannot read the mapping rules {shown}: {e}"))?;
+    if text.len() as u64 > MAX_CONFIG_FILE_SIZE {
+        return Err(format!(
+            "the mapping rules {shown} are over {MAX_CONFIG_FILE_SIZE} bytes"
+        ));
+    }
+    parse_mapping_rules(&text).map_err(|e| format!("mapping rules {shown}: {e}"))
+}
+
 /// Reads a `--mapping-rules` file (SYNC.md §10): a list of rules, or a mapping whose only key
 /// is `mappings`, holding that list. A rule has `from` and optionally `to`, nothing else.
 pub fn parse_mapping_rules(text: &str) -> Result<MappingRules, ConfigError> {

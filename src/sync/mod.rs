@@ -9,3 +9,5 @@ pub mod mapping;
 pub mod plan;
 pub mod tags;
 mod yaml;
+
+pub use mapping::{MappingRules, RuleError};
