@@ -17,6 +17,7 @@ mod job;
 mod kept_manifests;
 mod manifests;
 mod placement;
+mod ranged_fetch;
 mod referrers;
 mod registry_destination;
 mod registry_source;

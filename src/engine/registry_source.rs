@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 use super::error::CopyError;
 use super::job::ImageJob;
 use super::kept_manifests::KeptManifests;
+use super::ranged_fetch::{first_part, ranged_body, RANGED_ABOVE};
 use super::registry_tree::tree_in_registry;
 use super::source::{BlobBody, BlobRead, FoundReferrer, ManifestRead, Source};
 use crate::limits::KEPT_MANIFESTS_BUDGET;
@@ -152,7 +153,16 @@ impl Source for RegistrySource {
         stream::iter(blobs)
             .map(|blob| async move {
                 let digest = blob.descriptor.digest.clone();
+                let size = blob.descriptor.size;
                 let registry = self.registries.get(blob.origin.domain());
+                let repository = blob.origin.path().to_string();
+                if size >= RANGED_ABOVE {
+                    // a part failing this early is no reason not to try the blob whole
+                    if let Ok(Some(first)) = first_part(&registry, &repository, &digest, size).await {
+                        let body = ranged_body(registry, repository, digest.clone(), size, first);
+                        return deliver(blob, body).await.err().map(|e| (digest, e));
+                    }
+                }
                 let opened = registry.get_blob(blob.origin.path(), &digest).await;
                 let result = match opened {
                     Ok(response) => {

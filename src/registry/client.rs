@@ -676,6 +676,39 @@ impl Registry {
         Ok((response, ranged))
     }
 
+    /// GET bytes `start..=end` of a blob (`Range`). `Ok(None)` when the registry (or the
+    /// storage it redirects to) ignores `Range` and answers 200: the caller then reads the
+    /// blob whole instead. The answer must cover exactly the range asked for.
+    pub async fn get_blob_range(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<Response>, RegistryError> {
+        let op = format!("GET blob {repository}@{digest} bytes {start}-{end}");
+        let path = format!("v2/{repository}/blobs/{digest}");
+        let scopes = [repository_scope(repository, false)];
+        let response = self
+            .send(&op, &scopes, |http, base| {
+                http.get(base.join(&path).expect("valid path"))
+                    .header(RANGE, format!("bytes={start}-{end}"))
+            })
+            .await?;
+        let response = self
+            .expect_success(&op, response, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT])
+            .await?;
+        if response.status() == StatusCode::OK {
+            return Ok(None);
+        }
+        let covered = header_str(response.headers(), CONTENT_RANGE)
+            .is_some_and(|r| r.starts_with(&format!("bytes {start}-{end}/")));
+        if !covered || response.content_length().is_some_and(|n| n != end - start + 1) {
+            return Err(self.protocol(format!("{op}: the answer covers another range")));
+        }
+        Ok(Some(response))
+    }
+
     /// How requests to this registry are tried again.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
