@@ -25,6 +25,20 @@ pub const MAX_REFERRERS: usize = 10_000;
 /// Pages of one listing followed at most.
 const MAX_PAGES: usize = 10_000;
 
+/// One listing to walk page by page.
+struct Listing<'a> {
+    /// How messages name it.
+    op: String,
+    /// The first page's path.
+    first: String,
+    /// The `Accept` header to send, if any.
+    accept: Option<&'a str>,
+    /// Largest page read.
+    max_page: usize,
+    /// Statuses that, for the first page, mean "nothing to list" rather than an error.
+    absent: &'a [StatusCode],
+}
+
 impl Registry {
     /// Every tag of the repository, following `Link: <…>; rel="next"` pages until there is
     /// none (a short page does not end the listing). A repository that does not exist has none.
@@ -34,43 +48,27 @@ impl Registry {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
-        let op = format!("GET tags of {repository}");
-        let scopes = [repository_scope(repository, false)];
-        let mut next = format!("v2/{repository}/tags/list?n={TAGS_PER_PAGE}");
+        let listing = Listing {
+            op: format!("GET tags of {repository}"),
+            first: format!("v2/{repository}/tags/list?n={TAGS_PER_PAGE}"),
+            accept: None,
+            max_page: MAX_TAGS_PAGE,
+            absent: &[StatusCode::NOT_FOUND],
+        };
         let mut tags = Vec::new();
-        let mut pages = Pages::default();
-        loop {
-            pages
-                .visit(&next)
-                .map_err(|why| self.protocol(format!("{op}: {why}")))?;
-            let path = next.clone();
-            let response = self
-                .send(&op, &scopes, |http, base| {
-                    http.get(base.join(&path).expect("valid path"))
-                })
-                .await?;
-            if response.status() == StatusCode::NOT_FOUND && tags.is_empty() {
-                return Ok(tags);
-            }
-            let response = self.expect_success(&op, response, &[StatusCode::OK]).await?;
-            let link = header_str(response.headers(), LINK).and_then(|l| next_link(&l));
-            let answered = response.url().clone();
-            let body = read_at_most(response, MAX_TAGS_PAGE)
-                .await
-                .map_err(|e| self.transport(&op, &e))?
-                .ok_or_else(|| self.protocol(format!("{op}: a page larger than {MAX_TAGS_PAGE} bytes")))?;
-            pages.bytes += body.len();
-            if pages.bytes > MAX_TAGS_BYTES {
+        let mut bytes = 0;
+        self.walk(repository, &listing, |op, body| {
+            bytes += body.len();
+            if bytes > MAX_TAGS_BYTES {
                 return Err(self.protocol(format!("{op}: more than {MAX_TAGS_BYTES} bytes of tags")));
             }
             let page: Page =
-                serde_json::from_slice(&body).map_err(|e| self.protocol(format!("{op}: not a tag list: {e}")))?;
+                serde_json::from_slice(body).map_err(|e| self.protocol(format!("{op}: not a tag list: {e}")))?;
             tags.extend(page.tags.unwrap_or_default());
-            let Some(link) = link else {
-                return Ok(tags);
-            };
-            next = self.same_origin_path(&op, &answered, &link)?;
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(tags)
     }
 
     /// The referrers of `subject` by the OCI 1.1 referrers API, every page of its answer
@@ -81,46 +79,76 @@ impl Registry {
         repository: &str,
         subject: &Digest,
     ) -> Result<Option<Vec<ReferrerEntry>>, RegistryError> {
-        let op = format!("GET referrers of {repository}@{subject}");
-        let scopes = [repository_scope(repository, false)];
-        let mut next = format!("v2/{repository}/referrers/{subject}");
+        let listing = Listing {
+            op: format!("GET referrers of {repository}@{subject}"),
+            first: format!("v2/{repository}/referrers/{subject}"),
+            accept: Some(OCI_INDEX),
+            max_page: MAX_MANIFEST_SIZE,
+            absent: &[
+                StatusCode::NOT_FOUND,
+                StatusCode::METHOD_NOT_ALLOWED,
+                StatusCode::NOT_IMPLEMENTED,
+            ],
+        };
         let mut entries = Vec::new();
-        let mut pages = Pages::default();
+        let found = self
+            .walk(repository, &listing, |op, body| {
+                let index =
+                    Manifest::new(body.clone(), Some(OCI_INDEX), None).map_err(|e| self.manifest_error(op, e))?;
+                entries.extend(referrers_in(&index).map_err(|e| self.manifest_error(op, e))?);
+                if entries.len() > MAX_REFERRERS {
+                    return Err(self.protocol(format!("{op}: more than {MAX_REFERRERS} referrers")));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(found.then_some(entries))
+    }
+
+    /// Reads every page of `listing`, handing each body to `page`; `false` when the first
+    /// page's status says there is nothing to list. Pages are bounded in size and number, and a
+    /// link back to a page already read is an error, so a registry cannot page forever.
+    async fn walk(
+        &self,
+        repository: &str,
+        listing: &Listing<'_>,
+        mut page: impl FnMut(&str, &bytes::Bytes) -> Result<(), RegistryError>,
+    ) -> Result<bool, RegistryError> {
+        let op = &listing.op;
+        let scopes = [repository_scope(repository, false)];
+        let mut next = listing.first.clone();
+        let mut visited = std::collections::HashSet::new();
         loop {
-            let first = pages.visited.is_empty();
-            pages
-                .visit(&next)
-                .map_err(|why| self.protocol(format!("{op}: {why}")))?;
+            if visited.len() >= MAX_PAGES {
+                return Err(self.protocol(format!("{op}: more than {MAX_PAGES} pages")));
+            }
+            if !visited.insert(next.clone()) {
+                return Err(self.protocol(format!("{op}: the next page links back to {next}")));
+            }
             let path = next.clone();
             let response = self
-                .send(&op, &scopes, |http, base| {
-                    http.get(base.join(&path).expect("valid path"))
-                        .header(ACCEPT, OCI_INDEX)
+                .send(op, &scopes, |http, base| {
+                    let request = http.get(base.join(&path).expect("valid path"));
+                    match listing.accept {
+                        Some(accept) => request.header(ACCEPT, accept),
+                        None => request,
+                    }
                 })
                 .await?;
-            if first
-                && matches!(
-                    response.status(),
-                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
-                )
-            {
-                return Ok(None);
+            if visited.len() == 1 && listing.absent.contains(&response.status()) {
+                return Ok(false);
             }
-            let response = self.expect_success(&op, response, &[StatusCode::OK]).await?;
+            let response = self.expect_success(op, response, &[StatusCode::OK]).await?;
             let link = header_str(response.headers(), LINK).and_then(|l| next_link(&l));
             let answered = response.url().clone();
-            let bytes = read_at_most(response, MAX_MANIFEST_SIZE)
+            let body = read_at_most(response, listing.max_page)
                 .await
-                .map_err(|e| self.transport(&op, &e))?
-                .ok_or_else(|| self.protocol(format!("{op}: an index larger than {MAX_MANIFEST_SIZE} bytes")))?;
-            let index = Manifest::new(bytes, Some(OCI_INDEX), None).map_err(|e| self.manifest_error(&op, e))?;
-            entries.extend(referrers_in(&index).map_err(|e| self.manifest_error(&op, e))?);
-            if entries.len() > MAX_REFERRERS {
-                return Err(self.protocol(format!("{op}: more than {MAX_REFERRERS} referrers")));
-            }
+                .map_err(|e| self.transport(op, &e))?
+                .ok_or_else(|| self.protocol(format!("{op}: a page larger than {} bytes", listing.max_page)))?;
+            page(op, &body)?;
             match link {
-                Some(link) => next = self.same_origin_path(&op, &answered, &link)?,
-                None => return Ok(Some(entries)),
+                Some(link) => next = self.same_origin_path(op, &answered, &link)?,
+                None => return Ok(true),
             }
         }
     }
@@ -147,26 +175,6 @@ impl Registry {
             Some(q) => format!("{path}?{q}"),
             None => path.to_string(),
         })
-    }
-}
-
-/// The pages of one listing so far: a link back to one already read ends it as an error, so
-/// a registry cannot page forever.
-#[derive(Default)]
-struct Pages {
-    visited: std::collections::HashSet<String>,
-    bytes: usize,
-}
-
-impl Pages {
-    fn visit(&mut self, path: &str) -> Result<(), String> {
-        if self.visited.len() >= MAX_PAGES {
-            return Err(format!("more than {MAX_PAGES} pages"));
-        }
-        match self.visited.insert(path.to_string()) {
-            true => Ok(()),
-            false => Err(format!("the next page links back to {path}")),
-        }
     }
 }
 
