@@ -11,7 +11,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::source::BlobBody;
 use crate::reference::Digest;
-use crate::registry::Registry;
+use crate::registry::{BlobRange, Registry};
 
 /// Blobs at least this big are fetched in parts.
 pub(super) const RANGED_ABOVE: u64 = 16 * 1024 * 1024;
@@ -22,18 +22,25 @@ const PARTS_IN_FLIGHT: usize = 4;
 /// Times a failed part is fetched again, alone.
 const PART_ATTEMPTS: u32 = 3;
 
-/// The first part of the blob, by `Range`; `None` when the registry ignores `Range` (then the
-/// caller reads the blob whole).
+/// How the first ranged request went.
+pub(super) enum FirstPart {
+    /// The first part: the rest is fetched in parts too.
+    Part(Bytes),
+    /// The server ignored `Range` and is sending the whole blob: read it as it comes.
+    Whole(reqwest::Response),
+}
+
+/// The first part of the blob, by `Range`.
 pub(super) async fn first_part(
     registry: &Registry,
     repository: &str,
     digest: &Digest,
     size: u64,
-) -> Result<Option<Bytes>, io::Error> {
+) -> Result<FirstPart, io::Error> {
     let end = PART.min(size) - 1;
     match registry.get_blob_range(repository, digest, 0, end).await {
-        Ok(Some(response)) => Ok(Some(read_part(response, end + 1).await?)),
-        Ok(None) => Ok(None),
+        Ok(BlobRange::Part(response)) => Ok(FirstPart::Part(read_part(response, end + 1).await?)),
+        Ok(BlobRange::Whole(response)) => Ok(FirstPart::Whole(response)),
         Err(e) => Err(io::Error::other(e)),
     }
 }
@@ -64,8 +71,8 @@ async fn fetch_part(registry: &Registry, repository: &str, digest: &Digest, star
     let mut attempt = 0;
     loop {
         let fetched = match registry.get_blob_range(repository, digest, start, end).await {
-            Ok(Some(response)) => read_part(response, end - start + 1).await,
-            Ok(None) => Err(io::Error::other(format!(
+            Ok(BlobRange::Part(response)) => read_part(response, end - start + 1).await,
+            Ok(BlobRange::Whole(_)) => Err(io::Error::other(format!(
                 "the registry stopped honouring Range for {digest} at byte {start}"
             ))),
             Err(e) => Err(io::Error::other(e)),

@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use super::error::CopyError;
 use super::job::ImageJob;
 use super::kept_manifests::KeptManifests;
-use super::ranged_fetch::{first_part, ranged_body, RANGED_ABOVE};
+use super::ranged_fetch::{first_part, ranged_body, FirstPart, RANGED_ABOVE};
 use super::registry_tree::tree_in_registry;
 use super::source::{BlobBody, BlobRead, FoundReferrer, ManifestRead, Source};
 use crate::limits::KEPT_MANIFESTS_BUDGET;
@@ -156,17 +156,23 @@ impl Source for RegistrySource {
                 let size = blob.descriptor.size;
                 let registry = self.registries.get(blob.origin.domain());
                 let repository = blob.origin.path().to_string();
+                let at = (repository.clone(), digest.clone(), size);
                 if size >= RANGED_ABOVE {
-                    // a part failing this early is no reason not to try the blob whole
-                    if let Ok(Some(first)) = first_part(&registry, &repository, &digest, size).await {
-                        let body = ranged_body(registry, repository, digest.clone(), size, first);
+                    // a first part that fails is no reason not to try the blob whole
+                    let body = match first_part(&registry, &repository, &digest, size).await {
+                        Ok(FirstPart::Part(first)) => {
+                            Some(ranged_body(registry.clone(), repository, digest.clone(), size, first))
+                        }
+                        Ok(FirstPart::Whole(response)) => Some(resuming_body(registry.clone(), at.clone(), response)),
+                        Err(_) => None,
+                    };
+                    if let Some(body) = body {
                         return deliver(blob, body).await.err().map(|e| (digest, e));
                     }
                 }
-                let opened = registry.get_blob(blob.origin.path(), &digest).await;
+                let opened = registry.get_blob(&at.0, &digest).await;
                 let result = match opened {
                     Ok(response) => {
-                        let at = (blob.origin.path().to_string(), digest.clone(), blob.descriptor.size);
                         let body = resuming_body(registry, at, response);
                         deliver(blob, body).await
                     }

@@ -191,6 +191,14 @@ fn same_origin(a: &Url, b: &Url) -> bool {
     a.origin() == b.origin()
 }
 
+/// The answer to a ranged blob GET.
+pub enum BlobRange {
+    /// Exactly the bytes asked for (206).
+    Part(Response),
+    /// The whole blob: the server ignored `Range` (200).
+    Whole(Response),
+}
+
 /// Result of asking the registry to mount a blob from another repository.
 pub enum MountOutcome {
     /// The registry reports the blob mounted into the repository.
@@ -676,16 +684,16 @@ impl Registry {
         Ok((response, ranged))
     }
 
-    /// GET bytes `start..=end` of a blob (`Range`). `Ok(None)` when the registry (or the
-    /// storage it redirects to) ignores `Range` and answers 200: the caller then reads the
-    /// blob whole instead. The answer must cover exactly the range asked for.
+    /// GET bytes `start..=end` of a blob (`Range`). A registry (or the storage it redirects
+    /// to) that ignores `Range` answers 200 with the whole blob, which is handed back as such;
+    /// a 206 must cover exactly the range asked for.
     pub async fn get_blob_range(
         &self,
         repository: &str,
         digest: &Digest,
         start: u64,
         end: u64,
-    ) -> Result<Option<Response>, RegistryError> {
+    ) -> Result<BlobRange, RegistryError> {
         let op = format!("GET blob {repository}@{digest} bytes {start}-{end}");
         let path = format!("v2/{repository}/blobs/{digest}");
         let scopes = [repository_scope(repository, false)];
@@ -699,14 +707,14 @@ impl Registry {
             .expect_success(&op, response, &[StatusCode::OK, StatusCode::PARTIAL_CONTENT])
             .await?;
         if response.status() == StatusCode::OK {
-            return Ok(None);
+            return Ok(BlobRange::Whole(response));
         }
         let covered = header_str(response.headers(), CONTENT_RANGE)
             .is_some_and(|r| r.starts_with(&format!("bytes {start}-{end}/")));
         if !covered || response.content_length().is_some_and(|n| n != end - start + 1) {
             return Err(self.protocol(format!("{op}: the answer covers another range")));
         }
-        Ok(Some(response))
+        Ok(BlobRange::Part(response))
     }
 
     /// How requests to this registry are tried again.

@@ -14,7 +14,7 @@ mod retry;
 mod tls;
 mod transport;
 
-pub use client::{MountOutcome, Registries, Registry};
+pub use client::{BlobRange, MountOutcome, Registries, Registry};
 pub use credentials::{CredentialOptions, Login};
 pub use error::RegistryError;
 pub use retry::RetryPolicy;
