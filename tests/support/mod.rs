@@ -8,6 +8,7 @@ pub mod recorder;
 pub mod referrers;
 pub mod referrers_front;
 pub mod registry;
+pub mod sync_fixtures;
 pub mod thick;
 pub mod token_server;
 
