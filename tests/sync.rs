@@ -397,6 +397,17 @@ fn an_index_is_copied_whole_unless_a_platform_picks_one_child() {
         })
         .collect();
     assert_eq!(planned.len(), 5, "{}", dry.stdout);
+    let others: Vec<String> = dry
+        .events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+        .filter(|k| k.starts_with("image_") || k.starts_with("blob_"))
+        .collect();
+    assert_eq!(
+        others,
+        Vec::<String>::new(),
+        "a dry run's only per-pair events are sync_planned"
+    );
     assert_eq!(planned[&format!("{t}/armv7:latest")].as_deref(), Some("linux/arm/v7"));
     assert_eq!(planned[&format!("{t}/arm64:latest")].as_deref(), Some("linux/arm64"));
     assert_eq!(planned[&format!("{t}/single:1.0")].as_deref(), Some("linux/arm64"));
@@ -575,6 +586,11 @@ fn an_htpasswd_target_is_reached_with_auth_from_the_config() {
     auth: {colon_auth}
   mappings:
   - {{from: apps/api, to: auth/colon, tags: [1.0]}}
+- name: listed-with-auth
+  source: {{registry: '{t}', auth: {colon_auth}}}
+  target: {{registry: '{t}', auth: {json_auth}}}
+  mappings:
+  - {{from: 'regex:auth/.*', to: again}}
 "#
         ),
     );
@@ -583,6 +599,9 @@ fn an_htpasswd_target_is_reached_with_auth_from_the_config() {
     let want: BTreeMap<String, String> = [
         ("auth/json:1.0".to_string(), src.digest("apps/web:1.0")),
         ("auth/colon:1.0".to_string(), src.digest("apps/api:1.0")),
+        // the catalog and tag lists of an htpasswd source, read with the source's `auth`
+        ("again/auth/json:1.0".to_string(), src.digest("apps/web:1.0")),
+        ("again/auth/colon:1.0".to_string(), src.digest("apps/api:1.0")),
     ]
     .into_iter()
     .collect();
