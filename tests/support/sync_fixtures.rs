@@ -314,7 +314,7 @@ impl Peek {
         Peek {
             base: format!("http://{host}"),
             creds: None,
-            client: reqwest::Client::new(),
+            client: client(false),
         }
     }
 
@@ -328,10 +328,7 @@ impl Peek {
             creds: reg
                 .needs_credentials()
                 .then(|| (USER.to_string(), PASSWORD.to_string())),
-            client: reqwest::Client::builder()
-                .danger_accept_invalid_certs(true)
-                .build()
-                .unwrap(),
+            client: client(reg.tls()),
         }
     }
 
@@ -415,6 +412,15 @@ impl Peek {
         }
         out
     }
+}
+
+/// A client for one-request runtimes: no pooled connection outlives the runtime it was made on.
+fn client(tls: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .danger_accept_invalid_certs(tls)
+        .build()
+        .unwrap()
 }
 
 fn names(body: &[u8], key: &str) -> Vec<String> {
