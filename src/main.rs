@@ -4,6 +4,7 @@
 mod creds;
 mod output;
 mod shell;
+mod sync_command;
 mod terminal;
 mod usage;
 
@@ -80,6 +81,9 @@ enum Command {
     /// Pull every image of a thin bundle into a thick bundle (a gzipped tar of bundle.json and
     /// an OCI image layout, metadata first) that relocation, duffle and skopeo read.
     Export(ExportArgs),
+    /// Mirror registries as a dregsy configuration says (SYNC.md): every task once, in file
+    /// order; digests kept, blobs mounted across repositories and sent once.
+    Sync(sync_command::SyncArgs),
     /// Print a completion script for SHELL (see the README for where to put it), e.g.
     /// `cnab-relocate completions bash > ~/.local/share/bash-completion/completions/cnab-relocate`.
     Completions {
@@ -263,6 +267,7 @@ fn main() -> ExitCode {
             mapping_rules,
         }) => run_map(&repository_prefix, &references, mapping_rules.as_deref()),
         Some(Command::Export(args)) => run_export(args),
+        Some(Command::Sync(args)) => sync_command::run_sync(args),
         Some(Command::Completions { shell }) => {
             let mut out = std::io::stdout().lock();
             written(
@@ -318,11 +323,11 @@ fn parse() -> Result<Cli, ExitCode> {
     let words = args.get(1..).unwrap_or_default();
     let json_summary = |message: &str| {
         if wants_json(words) {
-            let command = match words.first().and_then(|w| w.to_str()) {
-                Some("export") => "export",
-                _ => "relocate",
+            let (command, done) = match words.first().and_then(|w| w.to_str()) {
+                Some("export") => ("export", "exported"),
+                Some("sync") => ("sync", "synced"),
+                _ => ("relocate", "relocated"),
             };
-            let done = if command == "export" { "exported" } else { "relocated" };
             output::print_json(&output::summary(
                 command,
                 2,
@@ -369,7 +374,7 @@ fn wants_json(words: &[std::ffi::OsString]) -> bool {
     words.iter().take_while(|w| *w != "--").any(|w| w == "--json")
 }
 
-fn init_logging(quiet: bool, verbose: u8) {
+pub(crate) fn init_logging(quiet: bool, verbose: u8) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -606,7 +611,7 @@ async fn signalled(stops_the_run: bool) -> i32 {
     }
 }
 
-fn options(
+pub(crate) fn options(
     registry: &RegistryArgs,
     concurrency: u16,
     referrers: bool,
