@@ -174,7 +174,11 @@ fn say(out: &Output, event: &SyncEvent, verbose: bool, dry_run: bool) {
                 Event::ReferrerCopied {
                     image, kind, relocated, ..
                 } => out.line(&format!("{task}: {image}: its {} -> {relocated}", kind.as_str())),
-                Event::BlobStarted { .. } | Event::BlobProgress { .. } | Event::BlobDone { .. } => out.event(event),
+                // progress bars, named by the images as they resolve
+                Event::ImageResolved { .. }
+                | Event::BlobStarted { .. }
+                | Event::BlobProgress { .. }
+                | Event::BlobDone { .. } => out.event(event),
                 _ => {}
             }
         }
@@ -250,7 +254,7 @@ fn finished(out: &Output, report: Option<&SyncReport>, error: Option<&Error>) ->
             human_bytes(r.bytes_sent),
         ));
     }
-    if code != 0 && !out.is_json() {
+    if code != 0 {
         for f in failures.iter().filter(|_| error.is_none()) {
             let pair = match (&f.image, &f.relocated) {
                 (Some(s), Some(t)) => format!("{s} -> {t}: "),
