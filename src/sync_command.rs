@@ -9,7 +9,7 @@ use clap::Args;
 use cnab_relocate::engine::Event;
 use cnab_relocate::registry::CredentialOptions;
 use cnab_relocate::sync::config::NoticeLevel;
-use cnab_relocate::{Error, PairOutcome, SyncEvent, SyncReport, SyncRun};
+use cnab_relocate::{Error, SyncEvent, SyncReport, SyncRun};
 
 use crate::output::{self, human_bytes, Mode, Output};
 use crate::{init_logging, interrupted, options, terminal, OutputArgs, RegistryArgs};
@@ -58,7 +58,7 @@ pub fn run_sync(args: SyncArgs) -> ExitCode {
         let e = Error::Usage(
             "sync takes credentials from each location's auth (or the credential files), not --src-creds".into(),
         );
-        return finished(&out, None, Some(&e));
+        return finished(&out, None, Some(&e), args.dry_run);
     }
     let credentials = CredentialOptions {
         auth_file: args.registry.authfile.clone(),
@@ -82,7 +82,7 @@ pub fn run_sync(args: SyncArgs) -> ExitCode {
         .plan();
     let planned = match planned {
         Ok(p) => p,
-        Err(e) => return finished(&out, None, Some(&e)),
+        Err(e) => return finished(&out, None, Some(&e), dry_run),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -95,8 +95,8 @@ pub fn run_sync(args: SyncArgs) -> ExitCode {
     out.finish();
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
-        Ok(report) => finished(&out, Some(&report), None),
-        Err(e) => finished(&out, None, Some(&e)),
+        Ok(report) => finished(&out, Some(&report), None, dry_run),
+        Err(e) => finished(&out, None, Some(&e), dry_run),
     }
 }
 
@@ -188,7 +188,7 @@ fn say(out: &Output, event: &SyncEvent, verbose: bool, dry_run: bool) {
 
 /// Ends the run: the summary (a line, or the `--json` summary), every failure on standard
 /// error, and the exit status (0 all done, 1 something failed, 2 bad input).
-fn finished(out: &Output, report: Option<&SyncReport>, error: Option<&Error>) -> ExitCode {
+fn finished(out: &Output, report: Option<&SyncReport>, error: Option<&Error>, dry_run: bool) -> ExitCode {
     let code = match (error, report) {
         (Some(e), _) => e.exit_code(),
         (None, Some(r)) if r.succeeded() => 0,
@@ -211,12 +211,6 @@ fn finished(out: &Output, report: Option<&SyncReport>, error: Option<&Error>) ->
         (None, 0) => None,
         (None, _) => Some(format!("sync failed: {} problem(s)", failures.len())),
     };
-    let dry_run = report.is_some_and(|r| {
-        r.tasks
-            .iter()
-            .flat_map(|t| &t.pairs)
-            .all(|p| matches!(p.outcome, PairOutcome::Planned))
-    });
     let mut summary = output::summary(
         "sync",
         code,
@@ -236,7 +230,7 @@ fn finished(out: &Output, report: Option<&SyncReport>, error: Option<&Error>) ->
             "blobs_mounted": report.map_or(0, |r| r.blobs_mounted),
         }),
     );
-    if dry_run && report.is_some_and(|r| r.pair_count() > 0) && code == 0 {
+    if dry_run && code == 0 {
         summary["outcome"] = "dry_run".into();
     }
     out.json(&summary);

@@ -158,3 +158,42 @@ fn a_blob_is_sent_once_per_target_registry_across_tasks_and_mounted_from_a_sourc
     assert_eq!(summary(&again)["blobs_uploaded"], 0);
     assert_eq!(summary(&again)["blobs_mounted"], 0);
 }
+
+#[test]
+fn a_token_registry_lists_its_catalog_with_the_locations_auth() {
+    let src = TestRegistry::start(Mode::Token);
+    let images = populate(&src, 16 * KIB);
+    let dst = TestRegistry::start(Mode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{{\"username\":\"{USER}\",\"password\":\"{PASSWORD}\"}}\n"),
+    );
+    let config = format!(
+        "tasks:\n- name: t\n  source: {{registry: {}, auth: {auth}}}\n  target: {{registry: {}}}\n  mappings:\n  - from: regex:team/oci-.*\n    to: mirror\n",
+        src.host(),
+        dst.host()
+    );
+    let run = sync(&config, dir.path(), empty.path(), &[]);
+    run.assert_ok();
+    let planned: Vec<String> = run
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "sync_planned")
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(planned, [format!("{}/mirror/team/oci-plain:v1", dst.host())]);
+    let token = src.token.as_ref().unwrap();
+    let requests = token.requests.lock().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.user.as_deref() == Some(USER) && r.scopes.iter().any(|s| s == "registry:catalog:*")),
+        "the catalog token is asked for with the location's credentials"
+    );
+    drop(requests);
+    let copied = format!("{}/mirror/team/oci-plain:v1", dst.host());
+    assert_eq!(skopeo_digest(&copied, &dst.skopeo_opts("src")), images.oci_plain.1);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+}
