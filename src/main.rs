@@ -171,6 +171,16 @@ struct RelocateArgs {
     #[command(flatten)]
     registry: RegistryArgs,
 
+    #[command(flatten)]
+    transfers: TransferArgs,
+
+    #[command(flatten)]
+    say: OutputArgs,
+}
+
+/// What travels and how many transfers run at once (relocation and sync).
+#[derive(Debug, Args)]
+struct TransferArgs {
     /// Copy only the images: leave behind what refers to them (cosign signatures,
     /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
     #[arg(long)]
@@ -179,9 +189,6 @@ struct RelocateArgs {
     /// How many blob transfers run at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
-
-    #[command(flatten)]
-    say: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +206,16 @@ struct OutputArgs {
     /// and duration; -vv: its headers too, credentials and tokens redacted).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+impl OutputArgs {
+    fn mode(&self) -> Mode {
+        match (self.json, self.quiet) {
+            (true, _) => Mode::Json,
+            (false, true) => Mode::Quiet,
+            _ => Mode::Human,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -437,12 +454,7 @@ fn run_map(prefix: &str, references: &[String], rules: Option<&Path>) -> ExitCod
 fn run_relocate(args: RelocateArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
     let bundle = args.bundle.clone().expect("clap requires BUNDLE");
-    let mode = match (args.say.json, args.say.quiet) {
-        (true, _) => Mode::Json,
-        (false, true) => Mode::Quiet,
-        _ => Mode::Human,
-    };
-    let out = Output::new(mode);
+    let out = Output::new(args.say.mode());
     if let Some(message) = stdin_twice(&bundle, args.registry.password_stdin) {
         return relocation_failed(&out, 0, &Error::Usage(message.to_string()));
     }
@@ -470,8 +482,8 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         )
         .options(options(
             &args.registry,
-            args.concurrency,
-            !args.no_referrers,
+            args.transfers.concurrency,
+            !args.transfers.no_referrers,
             credentials,
         ))
         .on_event({
@@ -514,7 +526,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         out.warn(warning);
     }
     if args.dry_run {
-        if !args.no_referrers {
+        if !args.transfers.no_referrers {
             out.warn(
                 "note: a dry run contacts no registry, so it cannot list the signatures, attestations \
                  and SBOMs that would travel with the images",
@@ -652,12 +664,7 @@ fn certs_dirs() -> Option<Vec<PathBuf>> {
 
 fn run_export(args: ExportArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
-    let json = args.say.json;
-    let mode = match (json, args.say.quiet) {
-        (true, _) => Mode::Json,
-        (false, true) => Mode::Quiet,
-        _ => Mode::Human,
-    };
+    let mode = args.say.mode();
     let out = Output::new(mode);
     let say = |line: String| {
         if mode == Mode::Human {

@@ -12,7 +12,7 @@ use cnab_relocate::sync::config::NoticeLevel;
 use cnab_relocate::{Error, SyncEvent, SyncReport, SyncRun};
 
 use crate::output::{self, human_bytes, Mode, Output};
-use crate::{init_logging, interrupted, options, terminal, OutputArgs, RegistryArgs};
+use crate::{init_logging, interrupted, options, terminal, OutputArgs, RegistryArgs, TransferArgs};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -33,14 +33,8 @@ pub struct SyncArgs {
     #[command(flatten)]
     registry: RegistryArgs,
 
-    /// Copy only the images: leave behind what refers to them (cosign signatures,
-    /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
-    #[arg(long)]
-    no_referrers: bool,
-
-    /// How many blob transfers run at once.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    concurrency: u16,
+    #[command(flatten)]
+    transfers: TransferArgs,
 
     #[command(flatten)]
     say: OutputArgs,
@@ -48,12 +42,7 @@ pub struct SyncArgs {
 
 pub fn run_sync(args: SyncArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
-    let mode = match (args.say.json, args.say.quiet) {
-        (true, _) => Mode::Json,
-        (false, true) => Mode::Quiet,
-        _ => Mode::Human,
-    };
-    let out = Output::new(mode);
+    let out = Output::new(args.say.mode());
     if args.registry.src_creds.is_some() || args.registry.password_stdin {
         let e = Error::Usage(
             "sync takes credentials from each location's auth (or the credential files), not --src-creds".into(),
@@ -71,8 +60,8 @@ pub fn run_sync(args: SyncArgs) -> ExitCode {
         .dry_run(dry_run)
         .options(options(
             &args.registry,
-            args.concurrency,
-            !args.no_referrers,
+            args.transfers.concurrency,
+            !args.transfers.no_referrers,
             credentials,
         ))
         .on_event({
