@@ -100,6 +100,7 @@ pub fn options(given: Given<'_>, stdin: impl Read) -> Result<CredentialOptions, 
         destination: given.destination,
         destination_login: login(given.dest),
         sources: login(given.src),
+        anonymous: false,
     })
 }
 

@@ -22,6 +22,9 @@ pub enum Error {
     /// The `--mapping-rules` file is invalid, or places an image where it cannot go.
     #[error("{0}")]
     MappingRules(String),
+    /// The `sync` configuration is unreadable or invalid, or `--task` selects nothing.
+    #[error("{0}")]
+    SyncConfig(String),
     /// A reference is invalid.
     #[error(transparent)]
     Reference(#[from] ReferenceError),

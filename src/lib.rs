@@ -34,7 +34,8 @@ pub mod relmap;
 pub mod sync;
 
 pub use commands::{
-    map_references, map_references_with, Export, PlannedExport, PlannedRelocation, RelocateOptions, Relocation,
+    map_references, map_references_with, Export, PairOutcome, PlannedExport, PlannedRelocation, PlannedSync,
+    RelocateOptions, Relocation, SyncEvent, SyncReport, SyncRun,
 };
 pub use engine::{CopyReport, Event};
 pub use error::{Error, MappingFileProblem};

@@ -4,6 +4,7 @@
 mod creds;
 mod output;
 mod shell;
+mod sync_command;
 mod terminal;
 mod usage;
 
@@ -80,6 +81,9 @@ enum Command {
     /// Pull every image of a thin bundle into a thick bundle (a gzipped tar of bundle.json and
     /// an OCI image layout, metadata first) that relocation, duffle and skopeo read.
     Export(ExportArgs),
+    /// Mirror registries as a dregsy configuration says (SYNC.md): every task once, in file
+    /// order; digests kept, blobs mounted across repositories and sent once.
+    Sync(sync_command::SyncArgs),
     /// Print a completion script for SHELL (see the README for where to put it), e.g.
     /// `cnab-relocate completions bash > ~/.local/share/bash-completion/completions/cnab-relocate`.
     Completions {
@@ -167,6 +171,16 @@ struct RelocateArgs {
     #[command(flatten)]
     registry: RegistryArgs,
 
+    #[command(flatten)]
+    transfers: TransferArgs,
+
+    #[command(flatten)]
+    say: OutputArgs,
+}
+
+/// What travels and how many transfers run at once (relocation and sync).
+#[derive(Debug, Args)]
+struct TransferArgs {
     /// Copy only the images: leave behind what refers to them (cosign signatures,
     /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
     #[arg(long)]
@@ -175,9 +189,6 @@ struct RelocateArgs {
     /// How many blob transfers run at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: u16,
-
-    #[command(flatten)]
-    say: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +206,16 @@ struct OutputArgs {
     /// and duration; -vv: its headers too, credentials and tokens redacted).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+}
+
+impl OutputArgs {
+    fn mode(&self) -> Mode {
+        match (self.json, self.quiet) {
+            (true, _) => Mode::Json,
+            (false, true) => Mode::Quiet,
+            _ => Mode::Human,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +284,7 @@ fn main() -> ExitCode {
             mapping_rules,
         }) => run_map(&repository_prefix, &references, mapping_rules.as_deref()),
         Some(Command::Export(args)) => run_export(args),
+        Some(Command::Sync(args)) => sync_command::run_sync(args),
         Some(Command::Completions { shell }) => {
             let mut out = std::io::stdout().lock();
             written(
@@ -318,11 +340,11 @@ fn parse() -> Result<Cli, ExitCode> {
     let words = args.get(1..).unwrap_or_default();
     let json_summary = |message: &str| {
         if wants_json(words) {
-            let command = match words.first().and_then(|w| w.to_str()) {
-                Some("export") => "export",
-                _ => "relocate",
+            let (command, done) = match words.first().and_then(|w| w.to_str()) {
+                Some("export") => ("export", "exported"),
+                Some("sync") => ("sync", "synced"),
+                _ => ("relocate", "relocated"),
             };
-            let done = if command == "export" { "exported" } else { "relocated" };
             output::print_json(&output::summary(
                 command,
                 2,
@@ -369,7 +391,7 @@ fn wants_json(words: &[std::ffi::OsString]) -> bool {
     words.iter().take_while(|w| *w != "--").any(|w| w == "--json")
 }
 
-fn init_logging(quiet: bool, verbose: u8) {
+pub(crate) fn init_logging(quiet: bool, verbose: u8) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -432,12 +454,7 @@ fn run_map(prefix: &str, references: &[String], rules: Option<&Path>) -> ExitCod
 fn run_relocate(args: RelocateArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
     let bundle = args.bundle.clone().expect("clap requires BUNDLE");
-    let mode = match (args.say.json, args.say.quiet) {
-        (true, _) => Mode::Json,
-        (false, true) => Mode::Quiet,
-        _ => Mode::Human,
-    };
-    let out = Output::new(mode);
+    let out = Output::new(args.say.mode());
     if let Some(message) = stdin_twice(&bundle, args.registry.password_stdin) {
         return relocation_failed(&out, 0, &Error::Usage(message.to_string()));
     }
@@ -465,8 +482,8 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         )
         .options(options(
             &args.registry,
-            args.concurrency,
-            !args.no_referrers,
+            args.transfers.concurrency,
+            !args.transfers.no_referrers,
             credentials,
         ))
         .on_event({
@@ -509,7 +526,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         out.warn(warning);
     }
     if args.dry_run {
-        if !args.no_referrers {
+        if !args.transfers.no_referrers {
             out.warn(
                 "note: a dry run contacts no registry, so it cannot list the signatures, attestations \
                  and SBOMs that would travel with the images",
@@ -606,7 +623,7 @@ async fn signalled(stops_the_run: bool) -> i32 {
     }
 }
 
-fn options(
+pub(crate) fn options(
     registry: &RegistryArgs,
     concurrency: u16,
     referrers: bool,
@@ -647,12 +664,7 @@ fn certs_dirs() -> Option<Vec<PathBuf>> {
 
 fn run_export(args: ExportArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
-    let json = args.say.json;
-    let mode = match (json, args.say.quiet) {
-        (true, _) => Mode::Json,
-        (false, true) => Mode::Quiet,
-        _ => Mode::Human,
-    };
+    let mode = args.say.mode();
     let out = Output::new(mode);
     let say = |line: String| {
         if mode == Mode::Human {

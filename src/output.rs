@@ -216,6 +216,10 @@ impl Output {
         }
     }
 
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     pub fn is_json(&self) -> bool {
         self.mode == Mode::Json
     }

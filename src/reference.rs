@@ -297,6 +297,12 @@ impl Reference {
         Self::parse_parts(input, domain, &remainder)
     }
 
+    /// A reference on the registry `domain` as written, its `remainder` (`path[:tag][@digest]`)
+    /// taken verbatim: no `library/` is added (sync's locations name repositories exactly).
+    pub fn in_registry(domain: &str, remainder: &str) -> Result<Reference, ReferenceError> {
+        Self::parse_parts(&format!("{domain}/{remainder}"), domain, remainder)
+    }
+
     /// Validates `domain` and `remainder` (`path[:tag][@digest]`), the two halves of a
     /// normalised reference.
     fn parse_parts(input: &str, domain: &str, remainder: &str) -> Result<Reference, ReferenceError> {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 
+use super::blob_ledger::BlobLedger;
 use super::blobs::place_blobs;
 use super::destination::Destination;
 use super::error::{CopyError, ImageError};
@@ -45,6 +46,12 @@ pub struct CopyOptions {
     /// Whether what refers to each copied manifest (signatures, attestations, SBOMs) is
     /// copied with it.
     pub referrers: bool,
+    /// Whether one image that cannot be resolved stops every other (a bundle: its images go
+    /// together); off, each image is copied or fails on its own (sync's pairs).
+    pub all_or_nothing: bool,
+    /// Blobs placed by earlier copies of the same run, which this copy mounts from, and where
+    /// it records its own (sync's tasks, one after another).
+    pub ledger: Option<Arc<BlobLedger>>,
 }
 
 impl Default for CopyOptions {
@@ -54,6 +61,8 @@ impl Default for CopyOptions {
             retry: RetryPolicy::default(),
             manifest_batch_budget: MANIFEST_BATCH_BUDGET,
             referrers: true,
+            all_or_nothing: true,
+            ledger: None,
         }
     }
 }
@@ -81,7 +90,8 @@ pub async fn copy_images<S: Source, D: Destination>(
     };
     let (mut resolved, ()) = futures_util::join!(resolving, preparing);
     let mut outcomes = report_resolved(&groups, &resolved, reporter);
-    if options.referrers && !outcomes.iter().any(|o| matches!(o, Some(Err(_)))) {
+    let any_failed = |outcomes: &[Outcome]| outcomes.iter().any(|o| matches!(o, Some(Err(_))));
+    if options.referrers && !(options.all_or_nothing && any_failed(&outcomes)) {
         let found = discover_referrers(source, destination.as_ref(), &groups, &resolved, concurrency).await;
         for (root, error) in found.failures {
             outcomes[root] = Some(Err(error));
@@ -93,7 +103,7 @@ pub async fn copy_images<S: Source, D: Destination>(
         groups.extend(found.groups);
         resolved.extend(found.resolved);
     }
-    if outcomes.iter().any(|o| matches!(o, Some(Err(_)))) {
+    if options.all_or_nothing && any_failed(&outcomes) {
         // nothing is pushed for a bundle whose images do not all resolve
         for o in outcomes.iter_mut().filter(|o| o.is_none()) {
             *o = Some(Err(ImageError::NotAttempted));
@@ -101,10 +111,38 @@ pub async fn copy_images<S: Source, D: Destination>(
         return finish(&groups, outcomes, Totals::default(), reporter);
     }
 
+    // an image that failed already (or whose root did) is not copied: its blobs neither
+    let failed = |i: usize| {
+        let root = groups[i].referrer.as_ref().map_or(i, |of| of.root);
+        matches!(outcomes[i], Some(Err(_))) || matches!(outcomes[root], Some(Err(_)))
+    };
+    let copying: Vec<bool> = (0..groups.len()).map(|i| !failed(i)).collect();
     let placements = Arc::new(BlobPlacements::new(destination.clone(), reporter.clone()));
     lend_present_blobs(destination.as_ref(), &placements, &groups, &resolved).await;
-    let wanted = wanted_blobs(source, destination.registry_domain(), &groups, &resolved);
+    let wanted = wanted_blobs(source, destination.registry_domain(), &groups, &resolved, &copying);
+    let ledger = options.ledger.as_deref().zip(destination.registry_domain());
+    if let Some((ledger, registry)) = ledger {
+        for w in &wanted {
+            if let Some(holder) = ledger.holder(registry, w.digest()) {
+                placements.note_present(&holder, [w.digest()]);
+            }
+        }
+    }
+    let placed: Vec<(Digest, Vec<String>)> = match ledger {
+        Some(_) => wanted
+            .iter()
+            .map(|w| (w.digest().clone(), w.repositories.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
     let failed_blobs = place_blobs(source, &placements, wanted, concurrency, &options.retry).await;
+    if let Some((ledger, registry)) = ledger {
+        for (digest, repositories) in placed.iter().filter(|(d, _)| !failed_blobs.contains_key(d)) {
+            for repository in repositories {
+                ledger.record(registry, repository, digest);
+            }
+        }
+    }
     if let Err(e) = source.finish_reading().await {
         // what the source holds beyond what was seen may belong to any image
         let e = Arc::new(e);
@@ -117,8 +155,13 @@ pub async fn copy_images<S: Source, D: Destination>(
     let pushes = ManifestPushes::new(destination.clone());
     let to_push: Vec<Option<&ImageTree>> = resolved
         .iter()
-        .map(|r| match r {
-            Ok(Resolved::Copy(tree)) if !tree.blobs.iter().any(|b| failed_blobs.contains_key(&b.digest)) => Some(tree),
+        .zip(&copying)
+        .map(|(r, copying)| match r {
+            Ok(Resolved::Copy(tree))
+                if *copying && !tree.blobs.iter().any(|b| failed_blobs.contains_key(&b.digest)) =>
+            {
+                Some(tree)
+            }
             _ => None,
         })
         .collect();
@@ -138,8 +181,15 @@ pub async fn copy_images<S: Source, D: Destination>(
     let mut pushed: Vec<Outcome> = Vec::with_capacity(groups.len());
     let mut manifests = read(batches.first()).await;
     for (k, batch) in batches.iter().enumerate() {
-        let push = stream::iter(groups[batch.clone()].iter().zip(&resolved[batch.clone()]))
-            .map(|(g, r)| push_group(destination.name(), &pushes, &failed_blobs, &manifests, g, r))
+        let push = stream::iter(batch.clone())
+            .map(|i| {
+                let r = if copying[i] {
+                    &resolved[i]
+                } else {
+                    &Err(ImageError::NotAttempted)
+                };
+                push_group(destination.name(), &pushes, &failed_blobs, &manifests, &groups[i], r)
+            })
             .buffered(concurrency)
             .collect::<Vec<Outcome>>();
         let (batch_pushed, next) = futures_util::join!(push, read(batches.get(k + 1)));
@@ -261,10 +311,16 @@ fn wanted_blobs<S: Source>(
     registry: Option<&str>,
     groups: &[Group],
     resolved: &[Result<Resolved, ImageError>],
+    copying: &[bool],
 ) -> Vec<WantedBlob> {
     let mut wanted: Vec<WantedBlob> = Vec::new();
     let mut index: HashMap<Digest, usize> = HashMap::new();
-    for (g, r) in groups.iter().zip(resolved) {
+    for ((g, r), _) in groups
+        .iter()
+        .zip(resolved)
+        .zip(copying)
+        .filter(|(_, copying)| **copying)
+    {
         let Ok(Resolved::Copy(tree)) = r else {
             continue;
         };

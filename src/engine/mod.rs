@@ -7,6 +7,7 @@
 //! blob), and one push per (repository, manifest), whatever the source and destination.
 
 mod archive_source;
+mod blob_ledger;
 mod blobs;
 mod copy;
 mod destination;
@@ -26,6 +27,7 @@ mod report;
 mod source;
 
 pub use archive_source::ArchiveSource;
+pub use blob_ledger::BlobLedger;
 pub use copy::{copy_images, CopyOptions};
 pub use destination::{Destination, Mount};
 pub use error::{BlobProblem, CopyError, ImageError};

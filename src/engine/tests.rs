@@ -834,3 +834,67 @@ async fn a_listed_referrer_that_is_gone_is_skipped() {
         vec![sbom.digest.clone()]
     );
 }
+
+#[tokio::test]
+async fn without_all_or_nothing_an_image_that_fails_does_not_stop_the_others() {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg", &["layer"]);
+    src.tag("src.example/app:1", &image);
+    let jobs = [
+        job("src.example/gone:1", "memory/gone"),
+        job("src.example/app:1", "memory/app"),
+    ];
+    let reporter: Reporter = Arc::new(|_: &Event| {});
+    let dst = Arc::new(MemoryDestination::default());
+    let together = copy_images(&src, dst.clone(), &jobs, &CopyOptions::default(), &reporter).await;
+    assert!(
+        together.images.iter().all(|i| i.outcome.is_err()),
+        "a bundle goes whole"
+    );
+    assert!(dst.uploads.lock().unwrap().is_empty());
+
+    let options = CopyOptions {
+        all_or_nothing: false,
+        ..CopyOptions::default()
+    };
+    let alone = copy_images(&src, dst.clone(), &jobs, &options, &reporter).await;
+    assert!(alone.images[0].outcome.is_err());
+    assert!(alone.images[1].outcome.is_ok(), "{}", alone.images[1]);
+    assert!(dst
+        .manifests
+        .lock()
+        .unwrap()
+        .contains_key(&("memory/app".to_string(), ManifestSelector::Tag("1".into()))));
+}
+
+#[tokio::test]
+async fn a_ledger_lets_a_later_copy_mount_what_an_earlier_one_placed() {
+    let mut src = MemorySource::default();
+    let first = src.image("cfg-1", &["base"]);
+    let second = src.image("cfg-2", &["base"]);
+    src.tag("src.example/one:1", &first);
+    src.tag("src.example/two:1", &second);
+    let reporter: Reporter = Arc::new(|_: &Event| {});
+    let base = Digest::sha256_of(b"base");
+    let uploads_of_base = |dst: &MemoryDestination| {
+        let uploads = dst.uploads.lock().unwrap();
+        uploads.iter().filter(|(_, d)| *d == base).count()
+    };
+    for (ledger, uploads) in [(None, 2), (Some(Arc::new(BlobLedger::new())), 1)] {
+        let dst = Arc::new(MemoryDestination::default());
+        let options = CopyOptions {
+            ledger,
+            ..CopyOptions::default()
+        };
+        for (source, target) in [("src.example/one:1", "memory/one"), ("src.example/two:1", "memory/two")] {
+            let report = copy_images(&src, dst.clone(), &[job(source, target)], &options, &reporter).await;
+            assert!(report.succeeded());
+        }
+        assert_eq!(uploads_of_base(&dst), uploads, "ledger: {}", options.ledger.is_some());
+        assert!(dst
+            .blobs
+            .lock()
+            .unwrap()
+            .contains_key(&("memory/two".to_string(), base.clone())));
+    }
+}

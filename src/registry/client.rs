@@ -965,7 +965,7 @@ fn has_subject(manifest: &Manifest) -> bool {
 fn hint(status: StatusCode, operation: &str, registry: &str) -> Option<String> {
     Some(match status.as_u16() {
         401 => format!(
-            "credentials are missing or refused: give --dest-creds or --src-creds, an --authfile, or run `docker login {registry}`"
+            "unauthorized: credentials are missing or refused: give --dest-creds or --src-creds (sync: the location's auth), an --authfile, or run `docker login {registry}`"
         ),
         403 => "the credentials lack permission for this repository".to_string(),
         404 if operation.starts_with("GET manifest") => {

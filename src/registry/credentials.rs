@@ -53,6 +53,8 @@ pub struct CredentialOptions {
     /// Credentials for every other registry (`--src-creds`): those images are read from. The
     /// caller makes sure there is only one such registry.
     pub sources: Option<Login>,
+    /// No credentials at all, from anywhere (sync's `auth: none`).
+    pub anonymous: bool,
 }
 
 impl CredentialOptions {
@@ -204,6 +206,9 @@ impl RegistryCredentials {
 /// are logged as warnings (without secrets) and mean no credentials from that file: the
 /// registry's own 401 then says what is missing. Blocking: may run a credential helper.
 pub(crate) fn for_registry(options: &CredentialOptions, domain: &str) -> RegistryCredentials {
+    if options.anonymous {
+        return RegistryCredentials::default();
+    }
     if let Some((flag, login)) = options.explicit(domain) {
         tracing::info!("{domain}: credentials from {flag}");
         return RegistryCredentials {
@@ -574,6 +579,7 @@ mod tests {
             destination_login: Some(login("target")),
             sources: Some(login("source")),
             auth_file: Some(PathBuf::from("/nonexistent/auth.json")),
+            anonymous: false,
         };
         assert_eq!(
             for_registry(&options, "docker.io").for_repository("x"),
@@ -601,6 +607,25 @@ mod tests {
             None,
             "source credentials never go to the target"
         );
+    }
+
+    #[test]
+    fn anonymous_reads_no_file_and_ignores_explicit_credentials() {
+        let (_dir, paths) = files(&[(
+            "config.json",
+            serde_json::json!({"auths": {"reg.example": {"auth": "dTpw"}}}),
+        )]);
+        let mut options = CredentialOptions {
+            auth_file: Some(paths[0].0.clone()),
+            sources: Some(Login {
+                username: "u".into(),
+                password: "p".into(),
+            }),
+            ..Default::default()
+        };
+        assert!(for_registry(&options, "reg.example").for_repository("x").is_some());
+        options.anonymous = true;
+        assert_eq!(for_registry(&options, "reg.example").for_repository("x"), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What a repository lists, page by page (`Link`): its tags, and the referrers of a manifest
-//! (OCI 1.1 API).
+//! What a registry lists, page by page (`Link`): its repositories (the catalog), a
+//! repository's tags, and the referrers of a manifest (OCI 1.1 API).
 
 use reqwest::header::{ACCEPT, LINK};
 use reqwest::{StatusCode, Url};
@@ -17,7 +17,8 @@ use crate::reference::Digest;
 const TAGS_PER_PAGE: usize = 1000;
 /// Largest tag list page read.
 const MAX_TAGS_PAGE: usize = 8 * 1024 * 1024;
-/// Tag list bytes read in all for one repository (about a million tags).
+/// Tag list bytes read in all for one repository (about a million tags); the same bound
+/// holds for a catalog.
 const MAX_TAGS_BYTES: usize = 64 * 1024 * 1024;
 /// Referrers listed for one manifest at most: past that, the listing is refused rather
 /// than held (nothing a server sends may grow memory without bound).
@@ -29,6 +30,8 @@ const MAX_PAGES: usize = 10_000;
 struct Listing<'a> {
     /// How messages name it.
     op: String,
+    /// What the token must allow.
+    scopes: Vec<String>,
     /// The first page's path.
     first: String,
     /// The `Accept` header to send, if any.
@@ -39,36 +42,65 @@ struct Listing<'a> {
     absent: &'a [StatusCode],
 }
 
+/// A page of a listing of names (`tags` or `repositories`).
+#[derive(Deserialize)]
+struct Names {
+    #[serde(default, alias = "repositories")]
+    tags: Option<Vec<String>>,
+}
+
 impl Registry {
+    /// Every repository of the registry (`GET /v2/_catalog`, scope `registry:catalog:*`),
+    /// following `Link` pages until there is none: the registry chooses the page size (100
+    /// for distribution), and a short page does not end the listing.
+    pub async fn list_catalog(&self) -> Result<Vec<String>, RegistryError> {
+        let listing = Listing {
+            op: "GET catalog".to_string(),
+            scopes: vec!["registry:catalog:*".to_string()],
+            first: "v2/_catalog".to_string(),
+            accept: None,
+            max_page: MAX_TAGS_PAGE,
+            absent: &[],
+        };
+        Ok(self.list_names(&listing).await?.unwrap_or_default())
+    }
+
     /// Every tag of the repository, following `Link: <…>; rel="next"` pages until there is
     /// none (a short page does not end the listing). A repository that does not exist has none.
     pub async fn list_tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
+        Ok(self.existing_tags(repository).await?.unwrap_or_default())
+    }
+
+    /// [`list_tags`](Self::list_tags), but `None` when the repository does not exist (404).
+    pub async fn existing_tags(&self, repository: &str) -> Result<Option<Vec<String>>, RegistryError> {
         let listing = Listing {
             op: format!("GET tags of {repository}"),
+            scopes: vec![repository_scope(repository, false)],
             first: format!("v2/{repository}/tags/list?n={TAGS_PER_PAGE}"),
             accept: None,
             max_page: MAX_TAGS_PAGE,
             absent: &[StatusCode::NOT_FOUND],
         };
-        let mut tags = Vec::new();
+        self.list_names(&listing).await
+    }
+
+    /// Every name of every page; `None` when the first page's status says there is none.
+    async fn list_names(&self, listing: &Listing<'_>) -> Result<Option<Vec<String>>, RegistryError> {
+        let mut names = Vec::new();
         let mut bytes = 0;
-        self.walk(repository, &listing, |op, body| {
-            bytes += body.len();
-            if bytes > MAX_TAGS_BYTES {
-                return Err(self.protocol(format!("{op}: more than {MAX_TAGS_BYTES} bytes of tags")));
-            }
-            let page: Page =
-                serde_json::from_slice(body).map_err(|e| self.protocol(format!("{op}: not a tag list: {e}")))?;
-            tags.extend(page.tags.unwrap_or_default());
-            Ok(())
-        })
-        .await?;
-        Ok(tags)
+        let found = self
+            .walk(listing, |op, body| {
+                bytes += body.len();
+                if bytes > MAX_TAGS_BYTES {
+                    return Err(self.protocol(format!("{op}: more than {MAX_TAGS_BYTES} bytes of names")));
+                }
+                let page: Names = serde_json::from_slice(body)
+                    .map_err(|e| self.protocol(format!("{op}: not a list of names: {e}")))?;
+                names.extend(page.tags.unwrap_or_default());
+                Ok(())
+            })
+            .await?;
+        Ok(found.then_some(names))
     }
 
     /// The referrers of `subject` by the OCI 1.1 referrers API, every page of its answer
@@ -81,6 +113,7 @@ impl Registry {
     ) -> Result<Option<Vec<ReferrerEntry>>, RegistryError> {
         let listing = Listing {
             op: format!("GET referrers of {repository}@{subject}"),
+            scopes: vec![repository_scope(repository, false)],
             first: format!("v2/{repository}/referrers/{subject}"),
             accept: Some(OCI_INDEX),
             max_page: MAX_MANIFEST_SIZE,
@@ -92,7 +125,7 @@ impl Registry {
         };
         let mut entries = Vec::new();
         let found = self
-            .walk(repository, &listing, |op, body| {
+            .walk(&listing, |op, body| {
                 let index =
                     Manifest::new(body.clone(), Some(OCI_INDEX), None).map_err(|e| self.manifest_error(op, e))?;
                 entries.extend(referrers_in(&index).map_err(|e| self.manifest_error(op, e))?);
@@ -110,12 +143,11 @@ impl Registry {
     /// link back to a page already read is an error, so a registry cannot page forever.
     async fn walk(
         &self,
-        repository: &str,
         listing: &Listing<'_>,
         mut page: impl FnMut(&str, &bytes::Bytes) -> Result<(), RegistryError>,
     ) -> Result<bool, RegistryError> {
         let op = &listing.op;
-        let scopes = [repository_scope(repository, false)];
+        let scopes = &listing.scopes;
         let mut next = listing.first.clone();
         let mut visited = std::collections::HashSet::new();
         loop {
@@ -127,7 +159,7 @@ impl Registry {
             }
             let path = next.clone();
             let response = self
-                .send(op, &scopes, |http, base| {
+                .send(op, scopes, |http, base| {
                     let request = http.get(base.join(&path).expect("valid path"));
                     match listing.accept {
                         Some(accept) => request.header(ACCEPT, accept),

@@ -856,20 +856,31 @@ pub fn parse_config(text: &str) -> Result<SyncConfig, ConfigError> {
     Reader { notices: Vec::new() }.config(&root)
 }
 
+/// Reads the `sync` configuration at `path` (at most [`MAX_CONFIG_FILE_SIZE`] bytes); an
+/// error names the file.
+pub fn read_config(path: &std::path::Path) -> Result<SyncConfig, String> {
+    let text = read_text(path, "the configuration")?;
+    parse_config(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Reads the `--mapping-rules` file at `path` (at most [`MAX_CONFIG_FILE_SIZE`] bytes); an
 /// error names the file.
 pub fn read_mapping_rules(path: &std::path::Path) -> Result<MappingRules, String> {
+    let text = read_text(path, "the mapping rules")?;
+    parse_mapping_rules(&text).map_err(|e| format!("mapping rules {}: {e}", path.display()))
+}
+
+/// The text of a small YAML file; `what` names it in errors.
+fn read_text(path: &std::path::Path, what: &str) -> Result<String, String> {
     let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the mapping rules {shown}: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_CONFIG_FILE_SIZE + 1), &mut text)
-        .map_err(|e| format!("cannot read the mapping rules {shown}: {e}"))?;
+        .map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
     if text.len() as u64 > MAX_CONFIG_FILE_SIZE {
-        return Err(format!(
-            "the mapping rules {shown} are over {MAX_CONFIG_FILE_SIZE} bytes"
-        ));
+        return Err(format!("{what} {shown} is over {MAX_CONFIG_FILE_SIZE} bytes"));
     }
-    parse_mapping_rules(&text).map_err(|e| format!("mapping rules {shown}: {e}"))
+    Ok(text)
 }
 
 /// Reads a `--mapping-rules` file (SYNC.md §10): a list of rules, or a mapping whose only key

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod mapping;
 pub mod plan;
+pub mod platform;
 pub mod tags;
 mod yaml;
 
