@@ -143,6 +143,9 @@ tasks:
     tags: ['semver: >=2.0.0']
   - from: 'regex:library/.*'
     tags: [latest]
+  - from: apps/web
+    to: web-copy
+    tags: ['regex: v.*']
 "#
         ),
     );
@@ -173,6 +176,7 @@ tasks:
     let dry = sync(&[&config, "--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert_eq!(sorted_lines(&dry), lines, "stderr: {}", dry.stderr);
+    assert!(sp.count("GET", "/v2/_catalog") > 0, "the dry run listed the source");
     assert_eq!(writes(&sp.log()), Vec::<String>::new(), "dry run wrote to the source");
     assert_eq!(writes(&tp.log()), Vec::<String>::new(), "dry run wrote to the target");
     assert!(target.catalog().is_empty());
@@ -232,6 +236,7 @@ tasks:
     tp.clear_log();
     let again = sync(&[&config, "--json"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(!tp.log().is_empty(), "the second run looked at the target");
     assert_eq!(writes(&tp.log()), Vec::<String>::new(), "the second run wrote");
     assert_summary(&again, true, 1, 12, 0, 12, 0);
     assert_eq!(again.count_events("image_already_present"), 12);
@@ -262,6 +267,8 @@ fn tag_selectors_select_what_sync_md_says() {
             vec!["1.0", "1.1", "2.0", "latest", "v1.5.0", "2.0.0-rc1"],
         ),
         ("verbatim", "tags: [1.0, latest]".into(), vec!["1.0", "latest"]),
+        // YAML 1.1 scalars keep their text: 1.10 is not 1.1 (planned without a listing)
+        ("text", "tags: [1.0, 1.10]".into(), vec!["1.0", "1.10"]),
         (
             "semver",
             "tags: ['semver: >=1.1.0 <2.0.0']".into(),
@@ -454,11 +461,12 @@ fn task_selects_whole_names() {
         work.path(),
         "tasks.yaml",
         &format!(
-            "tasks:\n{}{}{}{}",
+            "tasks:\n{}{}{}{}{}",
             task("a", "apps/web", "sel-a"),
             task("ab", "apps/api", "sel-ab"),
             task("b", "tools/cli", "sel-b"),
             task("fillers", "regex:filler/.*", "copies"),
+            task("none", "regex:nothing/.*", "void"),
         ),
     );
     let a = line("a", &format!("{s}/apps/web:1.0"), &format!("{t}/sel-a:1.0"));
@@ -485,6 +493,14 @@ fn task_selects_whole_names() {
     assert_eq!(sorted_lines(&run), want);
     assert_eq!(writes(&sp.log()), Vec::<String>::new());
     assert_eq!(writes(&tp.log()), Vec::<String>::new());
+
+    // a task whose mappings match nothing succeeds (with a warning) and plans no pair
+    let run = sync(&[&config, "--dry-run", "--task", "none"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "", "{}", run.stderr);
+    let run = sync(&[&config, "--task", "none"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.is_empty(), "a warning says it matched nothing");
 
     // nothing matches: exit 2, the names listed, no registry contacted
     sp.clear_log();
@@ -668,7 +684,8 @@ fn a_self_signed_tls_target_needs_skip_tls_verify() {
 }
 
 /// SYNC.md §8: two pairs writing one target tag from different sources refuse their task
-/// (nothing of it copied, both sources and the target named); the next task still runs; exit 1.
+/// (nothing of it copied, both sources and the target named); the next task still runs; a
+/// repository the source lacks fails too (§5.1); exit 1.
 #[test]
 fn a_collision_refuses_its_task_and_the_others_still_run() {
     let src = source();
@@ -692,6 +709,11 @@ fn a_collision_refuses_its_task_and_the_others_still_run() {
   target: *dst
   mappings:
   - {{from: tools/cli, to: fine/cli, tags: [1.0]}}
+- name: ghost
+  source: *src
+  target: *dst
+  mappings:
+  - {{from: no/such, to: ghost}}
 "#
         ),
     );
@@ -701,6 +723,7 @@ fn a_collision_refuses_its_task_and_the_others_still_run() {
         format!("{s}/apps/web:1.0"),
         format!("{s}/apps/api:1.0"),
         format!("{t}/same:1.0"),
+        "no/such".to_string(),
     ] {
         assert!(run.stderr.contains(&named), "{named} named: {}", run.stderr);
     }
@@ -713,7 +736,10 @@ fn a_collision_refuses_its_task_and_the_others_still_run() {
     let run = sync(&[&config, "--json"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let events = run.events();
-    let failed: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "task_failed").collect();
+    let failed: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "task_failed" && e["task"] == "clash")
+        .collect();
     assert_eq!(failed.len(), 1, "{}", run.stdout);
     assert_eq!(failed[0]["task"], "clash");
     let error = failed[0]["error"].to_string();
