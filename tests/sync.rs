@@ -220,6 +220,32 @@ tasks:
     assert_eq!(copied, pairs_sorted, "image_copied: image = source, relocated = target");
     assert_summary(&run, true, 1, 12, 12, 0, 0);
 
+    // nine target repositories share the base layer: each distinct blob is uploaded once, the
+    // rest mounted (SYNC.md §1.4), even with the pairs copied concurrently
+    let mut uploads: BTreeMap<String, usize> = BTreeMap::new();
+    let mut mounts = 0;
+    for l in tp.log() {
+        if !l.path.contains("/blobs/uploads") {
+            continue;
+        }
+        if l.method == "POST" && l.path.contains("mount=") && l.status == 201 {
+            mounts += 1;
+        }
+        if matches!(l.method.as_str(), "PUT" | "POST") && l.status == 201 && !l.path.contains("mount=") {
+            if let Some(q) = l.path.split("digest=").nth(1) {
+                let d = q.split('&').next().unwrap();
+                *uploads.entry(d[d.len().saturating_sub(64)..].to_string()).or_default() += 1;
+            }
+        }
+    }
+    assert!(!uploads.is_empty(), "{:?}", tp.log());
+    let twice: Vec<&String> = uploads.iter().filter(|(_, n)| **n > 1).map(|(d, _)| d).collect();
+    assert!(twice.is_empty(), "uploaded more than once: {twice:?}");
+    assert!(
+        mounts >= 8,
+        "the shared base mounted into the other repositories: {mounts} mounts"
+    );
+
     // exactly the mapped tags, with the source's digests; the index whole, children included
     let peek = Peek::of(&target);
     let want: BTreeMap<String, String> = expected
@@ -810,4 +836,59 @@ fn tasks_run_in_file_order_and_a_later_task_reads_what_an_earlier_one_wrote() {
         .map(|l| format!("{} {}", l.method, l.path))
         .collect();
     assert_eq!(uploads, Vec::<String>::new(), "blobs mounted, not uploaded again");
+}
+
+/// SYNC.md §3.2: top-level `lister.maxItems` N caps the catalog at its first N repositories
+/// (lexical order), `-1` means no cap; §5.2: `from: /apps/web` and `to: web-mirror/` are
+/// normalised.
+#[test]
+fn lister_max_items_caps_the_catalog_and_paths_are_normalised() {
+    let src = source();
+    let sp = Proxy::start(&src.url());
+    let s = sp.host();
+    let t = "127.0.0.1:9"; // a dry run writes nothing: the target need not exist
+    let work = tempfile::tempdir().unwrap();
+    let tasks = format!(
+        r#"tasks:
+- name: capped
+  source: {{registry: '{s}'}}
+  target: {{registry: '{t}'}}
+  mappings:
+  - {{from: 'regex:.*', to: all, tags: [1.0]}}
+- name: slash
+  source: {{registry: '{s}'}}
+  target: {{registry: '{t}'}}
+  mappings:
+  - {{from: /apps/web, to: 'web-mirror/', tags: [1.0]}}
+"#
+    );
+    let capped = write_config(
+        work.path(),
+        "capped.yaml",
+        &format!("lister:\n  maxItems: 3\n  cacheDuration: 30m\n{tasks}"),
+    );
+    let run = sync(&[&capped, "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut want: Vec<String> = ["apps/api", "apps/web", "filler/r000"]
+        .iter()
+        .map(|r| line("capped", &format!("{s}/{r}:1.0"), &format!("{t}/all/{r}:1.0")))
+        .collect();
+    want.push(line(
+        "slash",
+        &format!("{s}/apps/web:1.0"),
+        &format!("{t}/web-mirror:1.0"),
+    ));
+    want.sort();
+    assert_eq!(sorted_lines(&run), want);
+    assert!(!run.stderr.is_empty(), "a warning says the cap cut the listing");
+
+    let uncapped = write_config(
+        work.path(),
+        "uncapped.yaml",
+        &format!("lister:\n  maxItems: -1\n{tasks}"),
+    );
+    let run = sync(&[&uncapped, "--dry-run", "--task", "capped"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), FILLERS + 5, "{}", run.stdout);
+    assert_eq!(writes(&sp.log()), Vec::<String>::new());
 }
