@@ -267,6 +267,20 @@ tasks:
     assert_summary(&again, true, 1, 12, 0, 12, 0);
     assert_eq!(again.count_events("image_already_present"), 12);
     assert_eq!(peek.inventory(), want);
+
+    // text: a line per pair naming its task, source and target, and its result (SYNC.md §2)
+    let text = sync(&[&config]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    for (a, b) in &pairs {
+        let head = line("mirror", a, b);
+        assert!(
+            text.stdout
+                .lines()
+                .any(|l| l.starts_with(&head) && l.contains("already present")),
+            "{head}: already present\n{}",
+            text.stdout
+        );
+    }
 }
 
 /// SYNC.md §6's example table, one task per row over `apps/web` (tags 1.0 1.1 2.0 latest
@@ -281,6 +295,7 @@ fn tag_selectors_select_what_sync_md_says() {
     let (s, t) = (sp.host(), tp.host());
     let d11 = src.digest("apps/web:1.1");
     let d20 = src.digest("apps/web:2.0");
+    let absent = format!("sha256:{}", "ab".repeat(32));
     let rows: Vec<(&str, String, Vec<&str>)> = vec![
         (
             "all",
@@ -329,7 +344,7 @@ fn tag_selectors_select_what_sync_md_says() {
         }
     }
     config.push_str(&format!(
-        "- name: missing\n  source: {{registry: '{s}'}}\n  target: {{registry: '{t}'}}\n  mappings:\n  - from: apps/web\n    to: sel/missing\n    tags: [1.0, 9.9]\n"
+        "- name: missing\n  source: {{registry: '{s}'}}\n  target: {{registry: '{t}'}}\n  mappings:\n  - from: apps/web\n    to: sel/missing\n    tags: [1.0, 9.9, '{absent}']\n"
     ));
     // pins: read by digest; `tag@digest` written under the tag, a bare digest by digest
     expected.push(line(
@@ -342,7 +357,7 @@ fn tag_selectors_select_what_sync_md_says() {
         &format!("{s}/apps/web@{d20}"),
         &format!("{t}/sel/pins@{d20}"),
     ));
-    // a verbatim tag is planned without being checked against the listing
+    // a verbatim tag or pin is planned without being checked against the listing
     for tag in ["1.0", "9.9"] {
         expected.push(line(
             "missing",
@@ -350,6 +365,11 @@ fn tag_selectors_select_what_sync_md_says() {
             &format!("{t}/sel/missing:{tag}"),
         ));
     }
+    expected.push(line(
+        "missing",
+        &format!("{s}/apps/web@{absent}"),
+        &format!("{t}/sel/missing@{absent}"),
+    ));
     expected.sort();
     let work = tempfile::tempdir().unwrap();
     let config = write_config(work.path(), "tags.yaml", &config);
@@ -378,7 +398,12 @@ fn tag_selectors_select_what_sync_md_says() {
     // a verbatim tag the source lacks fails its pair (exit 1); the other pair is copied
     let run = sync(&[&config, "--task", "missing"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("9.9"), "the failed pair is named: {}", run.stderr);
+    assert!(
+        run.stderr.contains("apps/web:9.9"),
+        "the failed pair is named: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&absent), "the failed pin is named: {}", run.stderr);
     assert_eq!(
         peek.digest("sel/missing", "1.0"),
         Some(src.digest("apps/web:1.0")),
@@ -759,6 +784,19 @@ fn a_collision_refuses_its_task_and_the_others_still_run() {
     let peek = Peek::of(&target);
     assert_eq!(peek.inventory(), want, "nothing of the refused task, all of the other");
 
+    // a dry run runs the same checks: exit 1, and only the planned task's pair printed
+    let dry = sync(&[&config, "--dry-run"]);
+    assert_eq!(dry.code, 1, "{}\n{}", dry.stdout, dry.stderr);
+    assert_eq!(
+        sorted_lines(&dry),
+        vec![line(
+            "fine",
+            &format!("{s}/tools/cli:1.0"),
+            &format!("{t}/fine/cli:1.0")
+        )]
+    );
+    assert!(dry.stderr.contains(&format!("{t}/same:1.0")), "{}", dry.stderr);
+
     let run = sync(&[&config, "--json"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let events = run.events();
@@ -855,6 +893,11 @@ fn lister_max_items_caps_the_catalog_and_paths_are_normalised() {
   target: {{registry: '{t}'}}
   mappings:
   - {{from: 'regex:.*', to: all, tags: [1.0]}}
+- name: alt
+  source: {{registry: '{s}'}}
+  target: {{registry: '{t}'}}
+  mappings:
+  - {{from: 'regex:apps/web|tools/cli', to: alt, tags: [1.0]}}
 - name: slash
   source: {{registry: '{s}'}}
   target: {{registry: '{t}'}}
@@ -867,7 +910,7 @@ fn lister_max_items_caps_the_catalog_and_paths_are_normalised() {
         "capped.yaml",
         &format!("lister:\n  maxItems: 3\n  cacheDuration: 30m\n{tasks}"),
     );
-    let run = sync(&[&capped, "--dry-run"]);
+    let run = sync(&[&capped, "--dry-run", "--task", "capped|slash"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let mut want: Vec<String> = ["apps/api", "apps/web", "filler/r000"]
         .iter()
@@ -890,5 +933,14 @@ fn lister_max_items_caps_the_catalog_and_paths_are_normalised() {
     let run = sync(&[&uncapped, "--dry-run", "--task", "capped"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), FILLERS + 5, "{}", run.stdout);
+    // the whole name must match, alternation included (SYNC.md §9: `^(?:EXPR)$`)
+    let run = sync(&[&uncapped, "--dry-run", "--task", "alt"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let want = sorted(
+        ["apps/web", "tools/cli"]
+            .iter()
+            .map(|r| line("alt", &format!("{s}/{r}:1.0"), &format!("{t}/alt/{r}:1.0"))),
+    );
+    assert_eq!(sorted_lines(&run), want);
     assert_eq!(writes(&sp.log()), Vec::<String>::new());
 }
