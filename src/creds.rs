@@ -101,6 +101,7 @@ pub fn options(given: Given<'_>, stdin: impl Read) -> Result<CredentialOptions, 
         destination_login: login(given.dest),
         sources: login(given.src),
         anonymous: false,
+        explicit_origin: None,
     })
 }
 

@@ -188,7 +188,11 @@ fn finished(out: &Output, report: Option<&SyncReport>, error: Option<&Error>, dr
         (None, Some(r)) => r
             .failures()
             .map(|(task, pair, message)| output::Problem {
-                message: format!("task '{task}': {message}"),
+                // a refused plan names its task already
+                message: match message.starts_with(&format!("task '{task}'")) {
+                    true => message.to_string(),
+                    false => format!("task '{task}': {message}"),
+                },
                 image: pair.map(|p| p.source_reference.clone()),
                 relocated: pair.map(|p| p.target_reference.clone()),
             })

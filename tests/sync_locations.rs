@@ -175,8 +175,13 @@ fn a_token_registry_lists_its_catalog_with_the_locations_auth() {
         src.host(),
         dst.host()
     );
-    let run = sync(&config, dir.path(), empty.path(), &[]);
+    let run = sync(&config, dir.path(), empty.path(), &["-v"]);
     run.assert_ok();
+    assert!(
+        run.stderr.contains("credentials from the location's auth in the sync configuration"),
+        "{}",
+        run.stderr
+    );
     let planned: Vec<String> = run
         .events()
         .iter()
@@ -196,4 +201,30 @@ fn a_token_registry_lists_its_catalog_with_the_locations_auth() {
     let copied = format!("{}/mirror/team/oci-plain:v1", dst.host());
     assert_eq!(skopeo_digest(&copied, &dst.skopeo_opts("src")), images.oci_plain.1);
     assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+}
+
+#[test]
+fn each_repository_of_a_task_is_listed_once() {
+    let src = TestRegistry::start(Mode::Plain);
+    populate(&src, 16 * KIB);
+    let front = support::proxy::Proxy::start(&format!("http://{}", src.host()));
+    let dst = TestRegistry::start(Mode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let config = format!(
+        "tasks:\n- name: t\n  source: {{registry: {}}}\n  target: {{registry: {}}}\n  mappings:\n  - from: regex:team/.*\n    to: mirror\n",
+        front.host(),
+        dst.host()
+    );
+    for _ in 0..2 {
+        front.clear_log();
+        sync(&config, dir.path(), empty.path(), &[]).assert_ok();
+        let catalog = front.count("GET", "/v2/_catalog");
+        let tag_lists = front.count("GET", "/tags/list");
+        assert_eq!(
+            (catalog, tag_lists),
+            (1, 4),
+            "the planner's listing serves the referrers lookups"
+        );
+    }
 }

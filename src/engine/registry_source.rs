@@ -47,6 +47,17 @@ impl RegistrySource {
         }
     }
 
+    /// Tags of a repository of `domain` listed already (sync lists them to plan its pairs):
+    /// lookups of cosign's tags read these instead of listing them again.
+    pub fn know_tags(&self, domain: &str, repository: &str, tags: &[String]) {
+        let listed = Arc::new(tags.iter().cloned().collect());
+        let mut known = self.tags.lock().expect("tag cache lock");
+        known.insert(
+            format!("{domain}/{repository}"),
+            Arc::new(OnceCell::new_with(Some(Some(listed)))),
+        );
+    }
+
     /// The repository's tags, listed once per run; `None` when the registry refuses to list
     /// them (then tags are asked for one by one).
     async fn tags_of(&self, registry: &Registry, repository: &str) -> Option<Arc<HashSet<String>>> {

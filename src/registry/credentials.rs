@@ -55,17 +55,19 @@ pub struct CredentialOptions {
     pub sources: Option<Login>,
     /// No credentials at all, from anywhere (sync's `auth: none`).
     pub anonymous: bool,
+    /// Where the explicit credentials come from, as `-v` says it, when not from a flag
+    /// (sync's `auth`).
+    pub explicit_origin: Option<&'static str>,
 }
 
 impl CredentialOptions {
     /// The credentials given explicitly for `domain`.
     fn explicit(&self, domain: &str) -> Option<(&'static str, &Login)> {
-        match &self.destination {
-            Some(target) if same_registry(target, domain) => {
-                self.destination_login.as_ref().map(|login| ("--dest-creds", login))
-            }
-            _ => self.sources.as_ref().map(|login| ("--src-creds", login)),
-        }
+        let (flag, login) = match &self.destination {
+            Some(target) if same_registry(target, domain) => ("--dest-creds", self.destination_login.as_ref()?),
+            _ => ("--src-creds", self.sources.as_ref()?),
+        };
+        Some((self.explicit_origin.unwrap_or(flag), login))
     }
 
     /// The files searched, in order, and whether each is Docker's `config.json`.
@@ -580,6 +582,7 @@ mod tests {
             sources: Some(login("source")),
             auth_file: Some(PathBuf::from("/nonexistent/auth.json")),
             anonymous: false,
+            explicit_origin: None,
         };
         assert_eq!(
             for_registry(&options, "docker.io").for_repository("x"),

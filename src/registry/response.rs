@@ -84,7 +84,10 @@ pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     }
     let mut out = parts.join(": ");
     if is_tls_error(e) {
-        out.push_str(" (TLS: trust the registry's CA with --ca-cert-path, or use --skip-tls-verify)");
+        out.push_str(
+            " (TLS: trust the registry's CA with --ca-cert-path, or use --skip-tls-verify; in a sync \
+             configuration: a CA folder in skopeo.certs-dir, or skip-tls-verify: true)",
+        );
     }
     out
 }

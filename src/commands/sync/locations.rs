@@ -51,6 +51,7 @@ impl Locations {
                     password: c.password().to_string(),
                 });
                 options.credentials.destination = None;
+                options.credentials.explicit_origin = Some("the location's auth in the sync configuration");
             }
         }
         let mut warnings = Vec::new();

@@ -266,6 +266,9 @@ impl PlannedSync {
         }
         let destination = Arc::new(RegistryDestination::new(target_registries.get(domain_of(&task.target))));
         let reader = RegistrySource::new(source_registries, concurrency);
+        for (repository, tags) in &listings.tags {
+            reader.know_tags(source.domain(), repository, tags);
+        }
         let mut options = settings.options.copy.clone();
         options.all_or_nothing = false;
         options.ledger = Some(ledger.clone());
