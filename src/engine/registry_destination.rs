@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use reqwest::Url;
 
 use super::destination::{Destination, Mount};
@@ -69,6 +70,10 @@ impl Destination for RegistryDestination {
 
     async fn commit_blob(&self, repository: &str, upload: Url, digest: &Digest) -> Result<(), CopyError> {
         Ok(self.registry.commit_upload(repository, upload, digest).await?)
+    }
+
+    async fn put_blob(&self, repository: &str, upload: Url, bytes: Bytes, digest: &Digest) -> Result<(), CopyError> {
+        Ok(self.registry.put_blob(repository, upload, bytes, digest).await?)
     }
 
     async fn abort_blob(&self, repository: &str, upload: Url) {

@@ -888,6 +888,33 @@ impl Registry {
         Ok(())
     }
 
+    /// Sends a whole blob into an upload session and commits it under `digest` with the same
+    /// request (PUT with the body): the spec's monolithic upload, which distribution 2.8 keeps.
+    pub async fn put_blob(
+        &self,
+        repository: &str,
+        session: Url,
+        bytes: Bytes,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let op = format!("upload blob {digest} to {repository}");
+        let scopes = [repository_scope(repository, true)];
+        let mut url = session.clone();
+        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        // the session ends with this request, answered or not
+        self.closed(&session);
+        let response = self
+            .send(&op, &scopes, |http, _| {
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.clone())
+            })
+            .await?;
+        self.expect_success(&op, response, &[StatusCode::CREATED, StatusCode::NO_CONTENT])
+            .await?;
+        Ok(())
+    }
+
     /// Abandons an upload session (best effort: the registry purges stale ones anyway).
     pub async fn cancel_upload(&self, repository: &str, session: Url) {
         let scopes = [repository_scope(repository, true)];

@@ -1,0 +1,195 @@
+//! Round trips per blob and per image (issue 13), counted from `-v`'s one line per request
+//! against real registries on 127.0.0.1.
+
+mod support;
+
+use support::fixtures::{noise, skopeo_digest};
+use support::referrers::{digest_of, get_blob, get_manifest, push_blob, push_manifest};
+use support::registry::{Mode, TestRegistry};
+use support::{mapped, relocate, write_bundle};
+
+/// `images` images in repositories `app0`…, each one shared layer (`shared` bytes), one layer
+/// of its own (`own` bytes) and a config; their references.
+fn images(registry: &TestRegistry, count: usize, shared: usize, own: usize) -> Vec<String> {
+    let host = registry.host();
+    let base = noise(1, shared);
+    (0..count)
+        .map(|i| {
+            let repo = format!("rt/app{i}");
+            let base_digest = push_blob(&host, &repo, &base);
+            let layer = noise(100 + i as u64, own);
+            let layer_digest = push_blob(&host, &repo, &layer);
+            let config = format!(r#"{{"architecture":"amd64","os":"linux","n":{i},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#);
+            let config_digest = push_blob(&host, &repo, config.as_bytes());
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+                "layers": [
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": base_digest, "size": shared},
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": own},
+                ],
+            });
+            push_manifest(
+                &host,
+                &repo,
+                "1",
+                "application/vnd.oci.image.manifest.v1+json",
+                &serde_json::to_vec(&manifest).unwrap(),
+            );
+            format!("{host}/{repo}:1")
+        })
+        .collect()
+}
+
+/// `-v` request lines to `host`: (method, path, status).
+fn requests(stderr: &str, host: &str) -> Vec<(String, String, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "INFO")?;
+            let w = &words[at + 1..];
+            (w.len() >= 4 && w[1] == host).then(|| (w[0].to_string(), w[2].to_string(), w[3].to_string()))
+        })
+        .collect()
+}
+
+/// A bundle of `refs` (the first as invocation image).
+fn bundle_of(dir: &std::path::Path, refs: &[String]) -> std::path::PathBuf {
+    let images: Vec<(String, serde_json::Value)> = refs[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("i{i}"), serde_json::json!({"image": r, "imageType": "oci"})))
+        .collect();
+    let images: Vec<(&str, serde_json::Value)> = images.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    write_bundle(dir, &[&refs[0]], &images)
+}
+
+/// Relocates `refs` under `prefix` with `-v`; the run and the relocated references.
+fn relocate_v(refs: &[String], prefix: &str, extra: &[&str]) -> (support::Run, Vec<String>) {
+    let work = tempfile::tempdir().unwrap();
+    let bundle = bundle_of(work.path(), refs);
+    let relmap = work.path().join("relmap.json");
+    let mut args = vec!["-v", "--no-referrers"];
+    args.extend_from_slice(extra);
+    let run = relocate(&bundle, prefix, &relmap, &args);
+    let relocated = match run.code {
+        0 => {
+            let map = mapped(&relmap);
+            refs.iter().map(|r| map[r].as_str().unwrap().to_string()).collect()
+        }
+        _ => Vec::new(),
+    };
+    (run, relocated)
+}
+
+/// Blob requests per (method, digest) other than uploads' own session URLs.
+fn blob_requests<'a>(requests: &'a [(String, String, String)], method: &str) -> Vec<&'a str> {
+    requests
+        .iter()
+        .filter(|(m, p, _)| m == method && p.contains("/blobs/sha256:"))
+        .map(|(_, p, _)| p.as_str())
+        .collect()
+}
+
+#[test]
+fn a_first_run_heads_each_blob_once_then_mounts_without_asking_again() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let refs = images(&source, 3, 300_000, 5000);
+    let (run, relocated) = relocate_v(&refs, &format!("{}/x", target.host()), &[]);
+    run.assert_ok();
+    let seen = requests(&run.stderr, &target.host());
+    // 7 distinct blobs (a shared layer, 3 own layers, 3 configs): one HEAD each; the shared
+    // layer is sent to one repository and mounted into the other two, with no HEAD there
+    let heads = blob_requests(&seen, "HEAD");
+    assert_eq!(heads.len(), 7, "{heads:#?}");
+    let mounts: Vec<_> = seen
+        .iter()
+        .filter(|(m, p, _)| m == "POST" && p.ends_with("/blobs/uploads/"))
+        .collect();
+    assert_eq!(mounts.iter().filter(|(_, _, s)| s == "201").count(), 2, "{seen:#?}");
+    for r in &relocated {
+        assert!(r.contains(&target.host()));
+    }
+    for (r, original) in relocated.iter().zip(&refs) {
+        assert_eq!(
+            skopeo_digest(r, &target.skopeo_opts("src")),
+            skopeo_digest(original, &source.skopeo_opts("src"))
+        );
+    }
+}
+
+#[test]
+fn blobs_on_the_same_registry_are_mounted_without_a_head_first() {
+    let registry = TestRegistry::start(Mode::Plain);
+    let refs = images(&registry, 2, 300_000, 5000);
+    let (run, relocated) = relocate_v(&refs, &format!("{}/copy", registry.host()), &[]);
+    run.assert_ok();
+    let seen = requests(&run.stderr, &registry.host());
+    let heads = blob_requests(&seen, "HEAD");
+    assert!(heads.is_empty(), "a mount answers for itself: {heads:#?}");
+    assert!(!seen
+        .iter()
+        .any(|(m, p, _)| (m == "PATCH" || m == "PUT") && p.contains("/blobs/")));
+    let mounted = seen
+        .iter()
+        .filter(|(m, p, s)| m == "POST" && p.ends_with("/blobs/uploads/") && s == "201")
+        .count();
+    // 2 images x (shared layer, own layer, config)
+    assert_eq!(mounted, 6, "{seen:#?}");
+    for (r, original) in relocated.iter().zip(&refs) {
+        assert_eq!(
+            skopeo_digest(r, &registry.skopeo_opts("src")),
+            skopeo_digest(original, &registry.skopeo_opts("src"))
+        );
+    }
+}
+
+#[test]
+fn a_small_blob_is_sent_with_the_put_that_commits_it() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    // 3 images: a shared 300 kB layer, a 2 MiB layer each (sent streamed), a config each
+    let refs = images(&source, 3, 300_000, 2 * 1024 * 1024);
+    let (run, relocated) = relocate_v(&refs, &format!("{}/x", target.host()), &[]);
+    run.assert_ok();
+    let seen = requests(&run.stderr, &target.host());
+    let starts = seen
+        .iter()
+        .filter(|(m, p, s)| m == "POST" && p.ends_with("/blobs/uploads/") && s == "202")
+        .count();
+    let patches = seen.iter().filter(|(m, _, _)| m == "PATCH").count();
+    let puts: Vec<_> = seen
+        .iter()
+        .filter(|(m, p, _)| m == "PUT" && p.contains("/blobs/uploads/"))
+        .collect();
+    // 7 uploads (the shared layer once, 3 big layers, 3 configs); only the big ones PATCH
+    assert_eq!(starts, 7, "{seen:#?}");
+    assert_eq!(patches, 3, "{seen:#?}");
+    assert_eq!(puts.len(), 7, "{seen:#?}");
+    assert!(puts.iter().all(|(_, _, s)| s == "201"), "{puts:#?}");
+    // stored for real: every blob of every image is there, and each image reads back whole
+    for (r, original) in relocated.iter().zip(&refs) {
+        let repo = r.split_once('/').unwrap().1.rsplit_once(':').unwrap().0;
+        let manifest = get_manifest(&target.host(), repo, "1").unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        let mut digests = vec![manifest["config"]["digest"].as_str().unwrap().to_string()];
+        digests.extend(
+            manifest["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["digest"].as_str().unwrap().to_string()),
+        );
+        for d in digests {
+            let blob = get_blob(&target.host(), repo, &d).expect("stored");
+            assert_eq!(digest_of(&blob), d);
+        }
+        assert_eq!(
+            skopeo_digest(r, &target.skopeo_opts("src")),
+            skopeo_digest(original, &source.skopeo_opts("src"))
+        );
+    }
+}
