@@ -4,6 +4,7 @@
 mod support;
 
 use support::fixtures::{noise, skopeo_digest};
+use support::proxy::{Fault, Proxy, Rule};
 use support::referrers::{digest_of, get_blob, get_manifest, push_blob, push_manifest};
 use support::registry::{Mode, TestRegistry};
 use support::{mapped, relocate, write_bundle};
@@ -192,4 +193,50 @@ fn a_small_blob_is_sent_with_the_put_that_commits_it() {
             skopeo_digest(original, &source.skopeo_opts("src"))
         );
     }
+}
+
+#[test]
+fn the_target_is_asked_while_the_source_is_still_read() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    let refs = images(&source, 2, 1000, 1000);
+    // the source's first manifest answer comes a second late
+    let proxy = Proxy::start(&format!("http://{}", source.host()));
+    proxy.add(Rule {
+        method: "GET",
+        path_contains: "/manifests/".into(),
+        fault: Fault::Status(503, Some(1)),
+        times: 1,
+    });
+    let through: Vec<String> = refs
+        .iter()
+        .map(|r| r.replacen(&source.host(), &proxy.host(), 1))
+        .collect();
+    let (run, _) = relocate_v(&through, &format!("{}/x", target.host()), &[]);
+    run.assert_ok();
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let at = |what: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .position(|l| what(l))
+            .unwrap_or_else(|| panic!("{}", run.stderr))
+    };
+    let late_manifest = at(&|l: &str| {
+        l.contains(&proxy.host()) && l.contains("/manifests/1 200") && {
+            // the manifest that was answered 503 first
+            let path = l.split_whitespace().find(|w| w.contains("/manifests/")).unwrap();
+            lines.iter().any(|o| o.contains(path) && o.contains(" 503 "))
+        }
+    });
+    let target_ping = at(&|l: &str| l.contains(&target.host()) && l.contains(" /v2/ 200"));
+    assert!(target_ping < late_manifest, "{}", run.stderr);
+    let target_heads = lines[..late_manifest]
+        .iter()
+        .filter(|l| l.contains(&target.host()) && l.contains("HEAD") && l.contains("/manifests/1 404"))
+        .count();
+    assert_eq!(
+        target_heads, 2,
+        "both images asked for at the target first: {}",
+        run.stderr
+    );
 }
