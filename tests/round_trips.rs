@@ -240,3 +240,112 @@ fn the_target_is_asked_while_the_source_is_still_read() {
         run.stderr
     );
 }
+
+#[test]
+fn one_token_serves_many_repositories() {
+    let source = TestRegistry::start(Mode::Token);
+    let target = TestRegistry::start(Mode::Token);
+    let cfg = support::docker_config_for(&[source.host(), target.host()]);
+    // the fixtures are pushed around the token server, straight into the storage
+    let plain = TestRegistry::start(Mode::Plain);
+    let refs = images(&plain, 4, 300_000, 5000);
+    for r in &refs {
+        let to = r.replacen(&plain.host(), &source.host(), 1);
+        support::fixtures::skopeo_copy(
+            &format!("docker://{r}"),
+            &format!("docker://{to}"),
+            &[
+                "--src-tls-verify=false".into(),
+                "--dest-tls-verify=false".into(),
+                format!(
+                    "--dest-creds={}:{}",
+                    support::registry::USER,
+                    support::registry::PASSWORD
+                ),
+            ],
+        );
+    }
+    let refs: Vec<String> = refs
+        .iter()
+        .map(|r| r.replacen(&plain.host(), &source.host(), 1))
+        .collect();
+    source.token.as_ref().unwrap().requests.lock().unwrap().clear();
+    let work = tempfile::tempdir().unwrap();
+    let bundle = bundle_of(work.path(), &refs);
+    let relmap = work.path().join("relmap.json");
+    let prefix = format!("{}/x", target.host());
+    let run = support::run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+            "--no-referrers",
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    let to_target = target.token.as_ref().unwrap().requests();
+    let to_source = source.token.as_ref().unwrap().requests();
+    eprintln!("token requests: target {}, source {}", to_target.len(), to_source.len());
+    // before tokens were shared: 11 requests at the target and 4 at the source (one per
+    // repository and scope set)
+    assert!(to_target.len() <= 3, "{to_target:#?}");
+    assert!(to_source.len() <= 2, "{to_source:#?}");
+    assert!(to_target.iter().chain(&to_source).all(|r| r.granted));
+    assert!(to_target.iter().any(|r| r.scopes.len() >= 4), "{to_target:#?}");
+    let map = mapped(&relmap);
+    for original in &refs {
+        let relocated = map[original].as_str().unwrap();
+        assert_eq!(
+            skopeo_digest(relocated, &target.skopeo_opts("src")),
+            skopeo_digest(original, &source.skopeo_opts("src"))
+        );
+    }
+}
+
+#[test]
+fn a_token_service_that_refuses_several_scopes_gets_one_repository_at_a_time() {
+    let registry = TestRegistry::start(Mode::Token);
+    let cfg = support::docker_config_for(&[registry.host()]);
+    let plain = TestRegistry::start(Mode::Plain);
+    let refs = images(&plain, 3, 300_000, 5000);
+    let work = tempfile::tempdir().unwrap();
+    let bundle = bundle_of(work.path(), &refs);
+    let relmap = work.path().join("relmap.json");
+    let token = registry.token.as_ref().unwrap();
+    // a mount's token carries two repositories: that much is allowed
+    token.max_scopes.store(2, std::sync::atomic::Ordering::Relaxed);
+    let prefix = format!("{}/x", registry.host());
+    let run = support::run_with(
+        &[
+            bundle.to_str().unwrap(),
+            "-p",
+            &prefix,
+            "-m",
+            relmap.to_str().unwrap(),
+            "--no-referrers",
+        ],
+        cfg.path(),
+        &[],
+    );
+    run.assert_ok();
+    let requests = token.requests();
+    assert!(
+        requests.iter().any(|r| !r.granted && r.scopes.len() > 2),
+        "{requests:#?}"
+    );
+    assert!(
+        requests.iter().filter(|r| !r.granted).count() <= 1,
+        "refused once, then asked alone: {requests:#?}"
+    );
+    let map = mapped(&relmap);
+    for original in &refs {
+        assert_eq!(
+            skopeo_digest(map[original].as_str().unwrap(), &registry.skopeo_opts("src")),
+            skopeo_digest(original, &plain.skopeo_opts("src"))
+        );
+    }
+}

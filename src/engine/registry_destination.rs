@@ -85,7 +85,8 @@ impl Destination for RegistryDestination {
         repository: &str,
         selector: &ManifestSelector,
     ) -> Result<Option<Digest>, CopyError> {
-        Ok(self.registry.head_manifest(repository, selector).await?)
+        // with push scope: a repository asked for here is usually written to next
+        Ok(self.registry.head_manifest(repository, selector, true).await?)
     }
 
     async fn put_manifest(

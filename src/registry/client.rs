@@ -542,15 +542,17 @@ impl Registry {
             })
     }
 
-    /// The digest a manifest has in the repository, or `None` when it is not there.
+    /// The digest a manifest has in the repository, or `None` when it is not there. With
+    /// `push_scope` (a repository about to be written to) its token serves the pushes too.
     pub async fn head_manifest(
         &self,
         repository: &str,
         selector: &ManifestSelector,
+        push_scope: bool,
     ) -> Result<Option<Digest>, RegistryError> {
         let op = format!("HEAD manifest {}", selector.in_repository(repository));
         let path = format!("v2/{repository}/manifests/{selector}");
-        let scopes = [repository_scope(repository, false)];
+        let scopes = [repository_scope(repository, push_scope)];
         let response = self
             .send(&op, &scopes, |http, base| {
                 http.head(base.join(&path).expect("valid path"))
