@@ -349,3 +349,72 @@ fn a_token_service_that_refuses_several_scopes_gets_one_repository_at_a_time() {
         );
     }
 }
+
+/// For each `-vv` request line to `host`: (method, path, protocol of the answer).
+fn protocols(stderr: &str, host: &str) -> Vec<(String, String, String)> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "DEBUG") else {
+            continue;
+        };
+        let w = &words[at + 1..];
+        if w.len() < 4 || w[1] != host {
+            continue;
+        }
+        let version = lines[i + 1..]
+            .iter()
+            .take_while(|n| n.starts_with("  "))
+            .find_map(|n| n.trim().strip_prefix("< HTTP/"))
+            .unwrap_or("?");
+        out.push((w[0].to_string(), w[2].to_string(), version.to_string()));
+    }
+    out
+}
+
+#[test]
+fn metadata_goes_over_http2_where_tls_offers_it_and_blob_bytes_over_http1() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Tls);
+    let refs = images(&source, 2, 2 * 1024 * 1024, 5000);
+    let ca = target.ca_path();
+    let (run, relocated) = relocate_v(
+        &refs,
+        &format!("{}/x", target.host()),
+        &["-vv", "--ca-cert-path", ca.to_str().unwrap()],
+    );
+    run.assert_ok();
+    let seen = protocols(&run.stderr, &target.host());
+    let version = |method: &str, part: &str| -> Vec<&str> {
+        seen.iter()
+            .filter(|(m, p, _)| m == method && p.contains(part))
+            .map(|(_, _, v)| v.as_str())
+            .collect()
+    };
+    let manifests = version("PUT", "/manifests/");
+    assert!(
+        !manifests.is_empty() && manifests.iter().all(|v| *v == "2.0"),
+        "{seen:#?}"
+    );
+    let heads = version("HEAD", "/blobs/");
+    assert!(!heads.is_empty() && heads.iter().all(|v| *v == "2.0"), "{seen:#?}");
+    // the shared 2 MiB layer is streamed on a connection of its own
+    let patches = version("PATCH", "/blobs/uploads/");
+    assert!(!patches.is_empty() && patches.iter().all(|v| *v == "1.1"), "{seen:#?}");
+    // plain HTTP stays HTTP/1.1 (after the TLS attempt that found none)
+    let plain: Vec<_> = protocols(&run.stderr, &source.host())
+        .into_iter()
+        .filter(|(_, _, v)| v != "?")
+        .collect();
+    assert!(
+        !plain.is_empty() && plain.iter().all(|(_, _, v)| v == "1.1"),
+        "{plain:#?}"
+    );
+    for (r, original) in relocated.iter().zip(&refs) {
+        assert_eq!(
+            skopeo_digest(r, &target.skopeo_opts("src")),
+            skopeo_digest(original, &source.skopeo_opts("src"))
+        );
+    }
+}
