@@ -3,6 +3,8 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
+
 use super::error::CopyError;
 use super::source::BlobBody;
 use crate::oci::{ImageTree, Manifest};
@@ -58,6 +60,23 @@ pub trait Destination: Send + Sync + 'static {
         upload: Self::Upload,
         digest: &Digest,
     ) -> impl Future<Output = Result<(), CopyError>> + Send;
+
+    /// Sends a small blob's bytes, already checked against `digest`, into the upload and
+    /// makes them the blob `digest`; by default a write, then a commit.
+    fn put_blob(
+        &self,
+        repository: &str,
+        upload: Self::Upload,
+        bytes: Bytes,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<(), CopyError>> + Send {
+        async move {
+            let size = bytes.len() as u64;
+            let body: BlobBody = Box::pin(futures_util::stream::once(async move { Ok(bytes) }));
+            let upload = self.write_blob(repository, upload, body, size).await?;
+            self.commit_blob(repository, upload, digest).await
+        }
+    }
 
     /// Drops an upload (best effort).
     fn abort_blob(&self, repository: &str, upload: Self::Upload) -> impl Future<Output = ()> + Send;

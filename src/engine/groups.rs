@@ -91,13 +91,25 @@ pub(super) async fn resolve<S: Source, D: Destination>(
             })
     };
     // A pinned image the destination holds needs no source at all (a thin re-run reads nothing).
+    let mut known = None;
     if let (Some(pinned), false) = (&job.pinned, source.resolves_locally()) {
-        if held().await?.as_ref() == Some(pinned) {
+        let held = held().await?;
+        if held.as_ref() == Some(pinned) {
             return Ok(Resolved::Present(pinned.clone(), None));
         }
+        known = Some(held);
     }
+    // otherwise the destination is asked while the source is read, not after: a round trip
+    // less per image, and both registries are pinged and authenticated at once
+    let asked = async {
+        match known {
+            Some(held) => Ok(held),
+            None => held().await,
+        }
+    };
+    let (tree, held) = futures_util::join!(source.resolve(job), asked);
     let from_source = |e: CopyError| ImageError::Source(Arc::new(e));
-    let tree = source.resolve(job).await.map_err(from_source)?;
+    let tree = tree.map_err(from_source)?;
     if let Some(d) = unsupported_digest(&tree) {
         return Err(from_source(CopyError::UnsupportedDigest(d.clone())));
     }
@@ -109,7 +121,8 @@ pub(super) async fn resolve<S: Source, D: Destination>(
             }));
         }
     }
-    if held().await?.as_ref() == Some(&tree.top.digest) {
+    let held = held?;
+    if held.as_ref() == Some(&tree.top.digest) {
         return Ok(Resolved::Present(tree.top.digest.clone(), Some(tree)));
     }
     Ok(Resolved::Copy(tree))

@@ -20,6 +20,23 @@ use super::report::{BlobOutcome, Event, Reporter};
 use super::source::BlobBody;
 use crate::oci::{Descriptor, Verifier};
 use crate::reference::{Digest, Reference};
+use crate::registry::RegistryError;
+
+/// Blobs smaller than this are read into memory and sent with the request that commits them.
+pub(crate) const WHOLE_BELOW: u64 = 1024 * 1024;
+
+/// How the bytes seen differ from the descriptor, if they do.
+fn mismatch(seen: u64, got: Digest, digest: &Digest, size: u64) -> Option<BlobProblem> {
+    if seen > size {
+        Some(BlobProblem::TooLong { size })
+    } else if seen != size {
+        Some(BlobProblem::TooShort { seen, size })
+    } else if got != *digest {
+        Some(BlobProblem::Digest(got))
+    } else {
+        None
+    }
+}
 
 /// One distinct blob the run must place in one or more destination repositories.
 #[derive(Debug, Clone)]
@@ -147,32 +164,58 @@ impl<D: Destination> BlobPlacements<D> {
             .or_else(|| blob.mount_from.iter().find(usable).cloned())
     }
 
-    /// Places the blob without its bytes wherever possible: checks each repository not yet
-    /// known to hold it, and mounts it from a repository that does. Returns the repositories
-    /// that need the bytes.
+    /// Places the blob without its bytes wherever possible, and returns the repositories that
+    /// need the bytes. While no repository is known to hold it, one HEAD (of the first
+    /// repository not yet checked) tells whether bytes are needed at all; once one holds it,
+    /// the others get a mount each, all at once, with no HEAD first: a mount answers for a
+    /// blob that is there already too, so a HEAD before it would only add a round trip.
     pub async fn place_without_bytes(&self, blob: &WantedBlob) -> Result<Vec<String>, CopyError> {
+        let digest = blob.digest();
+        let open: Vec<&String> = blob
+            .repositories
+            .iter()
+            .filter(|r| !matches!(self.state(r, digest), Some(BlobState::Placed(_))))
+            .collect();
+        if open.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !self.has_origin(blob) {
+            let first = open[0];
+            if self.state(first, digest).is_none() {
+                if self.destination.has_blob(first, digest).await? {
+                    self.place(first, digest, BlobOutcome::Present, true);
+                } else {
+                    self.set_absent(first, digest, Vec::new());
+                }
+            }
+            if !self.has_origin(blob) {
+                // the first gets the bytes; the rest are mounted from it afterwards
+                return Ok(open.into_iter().cloned().collect());
+            }
+        }
+        let placed = join_all(open.iter().map(|r| self.advance(blob, r))).await;
         let mut needs = Vec::new();
-        for repository in &blob.repositories {
-            if !self.advance(blob, repository).await? {
+        for (repository, placed) in open.into_iter().zip(placed) {
+            if !placed? {
                 needs.push(repository.clone());
             }
         }
         Ok(needs)
     }
 
-    /// One repository's steps without bytes; whether the blob is placed there now.
+    /// Whether some repository holds the blob or the source says one has it.
+    fn has_origin(&self, blob: &WantedBlob) -> bool {
+        !blob.mount_from.is_empty() || self.is_held(blob)
+    }
+
+    /// One repository's steps without bytes; whether the blob is placed there now. Mounts
+    /// come first; a repository not checked yet is asked (HEAD) only when no mount worked.
     async fn advance(&self, blob: &WantedBlob, repository: &str) -> Result<bool, CopyError> {
         let digest = blob.digest();
-        let mut refused_from = match self.state(repository, digest) {
+        let (mut refused_from, checked) = match self.state(repository, digest) {
             Some(BlobState::Placed(_)) => return Ok(true),
-            Some(BlobState::Absent { refused_from }) => refused_from,
-            None => {
-                if self.destination.has_blob(repository, digest).await? {
-                    self.place(repository, digest, BlobOutcome::Present, true);
-                    return Ok(true);
-                }
-                Vec::new()
-            }
+            Some(BlobState::Absent { refused_from }) => (refused_from, true),
+            None => (Vec::new(), false),
         };
         while let Some(from) = self.mount_origin(blob, repository, &refused_from) {
             match self.destination.mount_blob(repository, digest, &from).await? {
@@ -190,6 +233,10 @@ impl<D: Destination> BlobPlacements<D> {
                 }
             }
         }
+        if !checked && self.destination.has_blob(repository, digest).await? {
+            self.place(repository, digest, BlobOutcome::Present, true);
+            return Ok(true);
+        }
         self.set_absent(repository, digest, refused_from);
         Ok(false)
     }
@@ -202,6 +249,9 @@ impl<D: Destination> BlobPlacements<D> {
         let uploads = self.open_uploads(&digest, size, targets).await?;
         let verifier = Arc::new(Mutex::new(Verifier::new(&digest)));
         let body = self.verified(body, &verifier, &digest, size, uploads.len() as u64);
+        if size < WHOLE_BELOW {
+            return self.send_whole(uploads, body, &verifier, digest, size).await;
+        }
         let written: Vec<Written<D::Upload>> = if uploads.len() == 1 {
             let (repository, session) = uploads.into_iter().next().expect("one upload");
             let r = self.destination.write_blob(&repository, session, body, size).await;
@@ -213,18 +263,72 @@ impl<D: Destination> BlobPlacements<D> {
             let v = verifier.lock().expect("verifier lock");
             (v.seen(), v.digest_so_far())
         };
-        let problem = if seen > size {
-            Some(BlobProblem::TooLong { size })
-        } else if seen != size {
-            Some(BlobProblem::TooShort { seen, size })
-        } else if got != digest {
-            Some(BlobProblem::Digest(got))
-        } else {
-            None
-        };
+        let problem = mismatch(seen, got, &digest, size);
         let results = join_all(written.into_iter().map(|(repository, r)| {
             let (problem, digest) = (problem.clone(), digest.clone());
             async move { self.finish_upload(&repository, r, problem, digest, size).await }
+        }))
+        .await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+
+    /// A small blob: read into memory and checked first, then sent whole into each upload
+    /// with the request that commits it (one PUT instead of PATCH + PUT).
+    async fn send_whole(
+        &self,
+        uploads: Vec<(String, D::Upload)>,
+        mut body: BlobBody,
+        verifier: &Arc<Mutex<Verifier>>,
+        digest: Digest,
+        size: u64,
+    ) -> Result<(), CopyError> {
+        let mut bytes = bytes::BytesMut::with_capacity(size as usize);
+        let mut read = Ok(());
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(e) => {
+                    read = Err(e);
+                    break;
+                }
+            }
+        }
+        let problem = {
+            let v = verifier.lock().expect("verifier lock");
+            mismatch(v.seen(), v.digest_so_far(), &digest, size)
+        };
+        let failed = match (read, problem) {
+            (_, Some(problem @ BlobProblem::TooLong { .. })) | (Ok(()), Some(problem)) => {
+                Some(CopyError::BlobMismatch {
+                    digest: digest.clone(),
+                    problem,
+                })
+            }
+            // as a streamed upload whose body broke off reports it: worth another try
+            (Err(e), _) => Some(CopyError::Registry(RegistryError::Transport {
+                registry: self.destination.name().to_string(),
+                operation: format!("upload of {digest}"),
+                detail: e.to_string(),
+                retryable: true,
+            })),
+            (Ok(()), None) => None,
+        };
+        if let Some(e) = failed {
+            join_all(
+                uploads
+                    .into_iter()
+                    .map(|(repository, upload)| async move { self.destination.abort_blob(&repository, upload).await }),
+            )
+            .await;
+            return Err(e);
+        }
+        let bytes = bytes.freeze();
+        let results = join_all(uploads.into_iter().map(|(repository, upload)| {
+            let (bytes, digest) = (bytes.clone(), digest.clone());
+            async move {
+                let put = self.destination.put_blob(&repository, upload, bytes, &digest).await;
+                self.committed(&repository, put, digest, size).await
+            }
         }))
         .await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
@@ -251,7 +355,19 @@ impl<D: Destination> BlobPlacements<D> {
             }
             (Err(e), _) => return Err(e),
         };
-        if let Err(e) = self.destination.commit_blob(repository, upload, &digest).await {
+        let commit = self.destination.commit_blob(repository, upload, &digest).await;
+        self.committed(repository, commit, digest, size).await
+    }
+
+    /// Records a committed upload; a commit that failed may have stored the blob all the same.
+    async fn committed(
+        &self,
+        repository: &str,
+        commit: Result<(), CopyError>,
+        digest: Digest,
+        size: u64,
+    ) -> Result<(), CopyError> {
+        if let Err(e) = commit {
             // the answer may be what was lost: a blob that is there is not sent again
             if !matches!(self.destination.has_blob(repository, &digest).await, Ok(true)) {
                 return Err(e);

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use reqwest::Url;
 
 use super::destination::{Destination, Mount};
@@ -71,6 +72,10 @@ impl Destination for RegistryDestination {
         Ok(self.registry.commit_upload(repository, upload, digest).await?)
     }
 
+    async fn put_blob(&self, repository: &str, upload: Url, bytes: Bytes, digest: &Digest) -> Result<(), CopyError> {
+        Ok(self.registry.put_blob(repository, upload, bytes, digest).await?)
+    }
+
     async fn abort_blob(&self, repository: &str, upload: Url) {
         self.registry.cancel_upload(repository, upload).await
     }
@@ -80,7 +85,8 @@ impl Destination for RegistryDestination {
         repository: &str,
         selector: &ManifestSelector,
     ) -> Result<Option<Digest>, CopyError> {
-        Ok(self.registry.head_manifest(repository, selector).await?)
+        // with push scope: a repository asked for here is usually written to next
+        Ok(self.registry.head_manifest(repository, selector, true).await?)
     }
 
     async fn put_manifest(

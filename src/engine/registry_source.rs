@@ -86,7 +86,7 @@ impl RegistrySource {
         match self.tags_of(registry, repository).await {
             Some(tags) => Ok(tags.contains(tag)),
             None => Ok(registry
-                .head_manifest(repository, &ManifestSelector::Tag(tag.to_string()))
+                .head_manifest(repository, &ManifestSelector::Tag(tag.to_string()), false)
                 .await?
                 .is_some()),
         }

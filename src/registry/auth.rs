@@ -1,8 +1,10 @@
 //! Registry authentication: anonymous, Basic, and Bearer tokens from the realm the registry
 //! names in `WWW-Authenticate` (several scopes in one token, so cross-repository mounts work;
-//! identity tokens exchanged with `grant_type=refresh_token`). Tokens are cached per scope set.
+//! identity tokens exchanged with `grant_type=refresh_token`). A token asked for the scopes of
+//! several repositories serves them all; each scope set gets its own once that is refused.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,8 +146,57 @@ pub(crate) struct Authenticator {
     /// One slot per scope set, each with its own lock: concurrent requests for one scope set
     /// share one token fetch, and different scope sets do not wait for each other.
     tokens: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<CachedToken>>>>>,
+    /// Tokens asked for the scopes of several requests at once, and the scope sets requests
+    /// are waiting on a token for.
+    shared: std::sync::Mutex<Shared>,
+    /// One shared token fetch at a time: requests that come meanwhile ride on the next one.
+    fetching: Mutex<()>,
+    /// Whether tokens are shared; cleared for good once the token service refused a request
+    /// for several scopes or the registry refused a shared token: then each scope set gets
+    /// its own token, as a token service that grants per repository needs.
+    sharing: AtomicBool,
     http: reqwest::Client,
     retry: RetryPolicy,
+}
+
+/// Scopes asked for in one token request at most (the request's URL stays short).
+const MAX_SCOPES_PER_TOKEN: usize = 16;
+
+#[derive(Default)]
+struct Shared {
+    tokens: Vec<SharedToken>,
+    waiting: Vec<Vec<String>>,
+    /// Every scope asked for so far, with its credential: a new token carries them too, so
+    /// that one token serves requests that combine them (a mount's two repositories).
+    known: Vec<(usize, String)>,
+}
+
+/// A token with the scopes it was asked for, and whose credential fetched it.
+struct SharedToken {
+    scopes: Vec<String>,
+    credential: usize,
+    token: CachedToken,
+}
+
+/// Which credential a token request uses (its address: the same entry of the same source).
+fn credential_id(credential: Option<&Credential>) -> usize {
+    credential.map_or(0, |c| c as *const Credential as usize)
+}
+
+/// Whether a token asked for `granted` serves a request needing `needed`: every needed scope
+/// is there with at least its actions (`pull,push` serves `pull`).
+fn covers(granted: &[String], needed: &[String]) -> bool {
+    needed.iter().all(|n| {
+        granted.iter().any(|g| {
+            g == n
+                || match (g.rsplit_once(':'), n.rsplit_once(':')) {
+                    (Some((gr, ga)), Some((nr, na))) => {
+                        gr == nr && na.split(',').all(|a| ga.split(',').any(|b| b == a))
+                    }
+                    _ => false,
+                }
+        })
+    })
 }
 
 /// Token endpoint answer (`token` and `access_token` are synonyms).
@@ -172,6 +223,9 @@ impl Authenticator {
             credentials,
             challenge: RwLock::new(challenge),
             tokens: std::sync::Mutex::new(HashMap::new()),
+            shared: std::sync::Mutex::new(Shared::default()),
+            fetching: Mutex::new(()),
+            sharing: AtomicBool::new(true),
             http,
             retry,
         }
@@ -224,6 +278,8 @@ impl Authenticator {
             });
         }
         if let Challenge::Bearer { realm, service, scope } = &challenge {
+            // a shared token may carry less than it was asked for: from now on, one per scope set
+            self.sharing.store(false, Ordering::Relaxed);
             *self.slot(scopes).lock().await = None;
             // fetch now, with the scope the registry asked for as well
             self.token(realm, service.as_deref(), scopes, scope.as_deref()).await?;
@@ -232,8 +288,141 @@ impl Authenticator {
         Ok(())
     }
 
-    /// A cached token for `scopes`, or a new one (asking for `extra_scope` as well).
+    /// A cached token for `scopes`, or a new one (asking for `extra_scope` as well). While
+    /// tokens are shared, one token request carries the scopes of every request waiting for a
+    /// token (up to [`MAX_SCOPES_PER_TOKEN`]), and any token asked for a superset serves.
     async fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        extra_scope: Option<&str>,
+    ) -> Result<String, RegistryError> {
+        if extra_scope.is_some() || !self.sharing.load(Ordering::Relaxed) {
+            return self.own_token(realm, service, scopes, extra_scope).await;
+        }
+        let needed: Vec<String> = scopes
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let credential = credential_id(self.credential(scopes));
+        if let Some(token) = self.shared_covering(&needed, credential) {
+            return Ok(token);
+        }
+        self.shared().waiting.push(needed.clone());
+        let fetched = self.shared_token(realm, service, scopes, &needed, credential).await;
+        {
+            let mut shared = self.shared();
+            if let Some(i) = shared.waiting.iter().position(|w| *w == needed) {
+                shared.waiting.swap_remove(i);
+            }
+        }
+        match fetched {
+            Ok(token) => Ok(token),
+            // the token service refused several scopes at once: each scope set on its own
+            Err(_) if !self.sharing.load(Ordering::Relaxed) => {
+                self.own_token(realm, service, scopes, extra_scope).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().expect("shared token lock")
+    }
+
+    /// A valid shared token fetched with the same credential for a superset of `needed`.
+    fn shared_covering(&self, needed: &[String], credential: usize) -> Option<String> {
+        let mut shared = self.shared();
+        let now = Instant::now();
+        shared.tokens.retain(|t| t.token.expires > now);
+        shared
+            .tokens
+            .iter()
+            .find(|t| t.credential == credential && covers(&t.scopes, needed))
+            .map(|t| t.token.token.clone())
+    }
+
+    /// Waits for its turn, then fetches one token for `needed` and for what other requests
+    /// with the same credential wait for, unless a fetch meanwhile covered `needed`.
+    async fn shared_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+        needed: &[String],
+        credential: usize,
+    ) -> Result<String, RegistryError> {
+        let _turn = self.fetching.lock().await;
+        if let Some(token) = self.shared_covering(needed, credential) {
+            return Ok(token);
+        }
+        let mut asked: Vec<String> = needed.to_vec();
+        let waiting = self.shared().waiting.clone();
+        for other in waiting {
+            let same_credential = other
+                .first()
+                .map(|s| credential_id(self.credential(std::slice::from_ref(s))) == credential)
+                .unwrap_or(false);
+            if !same_credential || covers(&asked, &other) {
+                continue;
+            }
+            let more: Vec<String> = other
+                .into_iter()
+                .filter(|s| !covers(&asked, std::slice::from_ref(s)))
+                .collect();
+            if asked.len() + more.len() > MAX_SCOPES_PER_TOKEN {
+                continue;
+            }
+            asked.extend(more);
+        }
+        let known = self.shared().known.clone();
+        for (_, scope) in known.into_iter().filter(|(c, _)| *c == credential) {
+            if asked.len() >= MAX_SCOPES_PER_TOKEN {
+                break;
+            }
+            if !covers(&asked, std::slice::from_ref(&scope)) {
+                asked.push(scope);
+            }
+        }
+        let refs: Vec<&str> = asked.iter().map(String::as_str).collect();
+        let (token, lifetime) = match self.fetch_token(realm, service, &refs, self.credential(scopes)).await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                if asked.len() > needed.len() {
+                    tracing::debug!(
+                        "{}: a token for {} scopes at once was refused: {e}",
+                        self.registry,
+                        asked.len()
+                    );
+                    self.sharing.store(false, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
+        };
+        let margin = Duration::from_secs(10).min(lifetime / 2);
+        let mut shared = self.shared();
+        for scope in &asked {
+            if !shared.known.iter().any(|(c, s)| *c == credential && s == scope) {
+                shared.known.push((credential, scope.clone()));
+            }
+        }
+        shared.tokens.push(SharedToken {
+            scopes: asked,
+            credential,
+            token: CachedToken {
+                token: token.clone(),
+                expires: Instant::now() + lifetime - margin,
+            },
+        });
+        Ok(token)
+    }
+
+    /// The token of `scopes`' own cache slot, or a new one for exactly them (and
+    /// `extra_scope`).
+    async fn own_token(
         &self,
         realm: &str,
         service: Option<&str>,

@@ -31,6 +31,7 @@ pub struct Registries {
     /// The system's roots and the `--ca-cert-path` certificates.
     trust: Trust,
     http: reqwest::Client,
+    blob_http: reqwest::Client,
     upload_http: reqwest::Client,
     hosts: std::sync::Mutex<HashMap<String, Arc<Registry>>>,
 }
@@ -40,12 +41,14 @@ impl Registries {
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
         let trust = options.trust()?;
         let http = options.http_client(&trust)?;
+        let blob_http = options.blob_client(&trust)?;
         let upload_http = options.upload_client(&trust)?;
         Ok(Registries {
             trust,
             credentials: Arc::new(options.credentials.clone()),
             options,
             http,
+            blob_http,
             upload_http,
             hosts: std::sync::Mutex::new(HashMap::new()),
         })
@@ -71,14 +74,11 @@ impl Registries {
             .or_insert_with(|| {
                 // a registry with its own certs.d folder gets clients trusting those too; one
                 // whose certificates cannot be read fails when first used
-                let (http, upload_http, endpoint) = match self.clients_for(domain) {
-                    Ok(Some((http, upload))) => (http, upload, OnceCell::new()),
-                    Ok(None) => (self.http.clone(), self.upload_http.clone(), OnceCell::new()),
-                    Err(e) => (
-                        self.http.clone(),
-                        self.upload_http.clone(),
-                        OnceCell::new_with(Some(Err(e))),
-                    ),
+                let shared = || (self.http.clone(), self.blob_http.clone(), self.upload_http.clone());
+                let ((http, blob_http, upload_http), endpoint) = match self.clients_for(domain) {
+                    Ok(Some(clients)) => (clients, OnceCell::new()),
+                    Ok(None) => (shared(), OnceCell::new()),
+                    Err(e) => (shared(), OnceCell::new_with(Some(Err(e)))),
                 };
                 Arc::new(Registry {
                     domain: domain.to_string(),
@@ -86,6 +86,7 @@ impl Registries {
                     policy: self.options.scheme_policy(api_host(domain)),
                     credentials: self.credentials.clone(),
                     http,
+                    blob_http,
                     upload_http,
                     timeout: self.options.timeout(),
                     retry: self.options.retry.clone(),
@@ -99,7 +100,7 @@ impl Registries {
     }
 
     /// Clients for `domain` when its `certs.d` folder holds certificates.
-    fn clients_for(&self, domain: &str) -> Result<Option<(reqwest::Client, reqwest::Client)>, RegistryError> {
+    fn clients_for(&self, domain: &str) -> Result<Option<Clients>, RegistryError> {
         if self.options.skip_tls_verify {
             return Ok(None);
         }
@@ -110,10 +111,14 @@ impl Registries {
         let trust = self.trust.with(certs);
         Ok(Some((
             self.options.http_client(&trust)?,
+            self.options.blob_client(&trust)?,
             self.options.upload_client(&trust)?,
         )))
     }
 }
+
+/// The metadata, blob-read and upload clients of a registry.
+type Clients = (reqwest::Client, reqwest::Client, reqwest::Client);
 
 /// Where a registry's API is and how to authenticate there, learnt from the `/v2/` ping.
 struct Endpoint {
@@ -128,7 +133,10 @@ pub struct Registry {
     policy: SchemePolicy,
     /// Where this registry's credentials are looked up (once, at first contact).
     credentials: Arc<credentials::CredentialOptions>,
+    /// Metadata: HTTP/2 where offered over TLS.
     http: reqwest::Client,
+    /// Blob bytes read: HTTP/1.1, a connection per transfer.
+    blob_http: reqwest::Client,
     /// For streamed uploads, which are watched by their progress rather than a read timeout.
     upload_http: reqwest::Client,
     /// How long a request may make no progress.
@@ -416,6 +424,8 @@ impl Registry {
         scopes: &[String],
     ) -> Result<Response, Sent> {
         let mut request = request;
+        // blob bytes travel on connections of their own (also after a redirect to storage)
+        let blob_read = *request.method() == Method::GET && request.url().path().contains("/blobs/sha256:");
         for _ in 0..=MAX_REDIRECTS {
             let follow = matches!(*request.method(), Method::GET | Method::HEAD)
                 .then(|| request.try_clone())
@@ -429,7 +439,11 @@ impl Registry {
                 true => Some(self.limiter.acquire().await),
                 false => None,
             };
-            let client = if streamed { &self.upload_http } else { &self.http };
+            let client = match (streamed, blob_read) {
+                (true, _) => &self.upload_http,
+                (false, true) => &self.blob_http,
+                (false, false) => &self.http,
+            };
             let mut builder = RequestBuilder::from_parts(client.clone(), request);
             if own_origin {
                 builder = endpoint.auth.authorize(builder, scopes).await.map_err(Sent::Refused)?;
@@ -542,15 +556,17 @@ impl Registry {
             })
     }
 
-    /// The digest a manifest has in the repository, or `None` when it is not there.
+    /// The digest a manifest has in the repository, or `None` when it is not there. With
+    /// `push_scope` (a repository about to be written to) its token serves the pushes too.
     pub async fn head_manifest(
         &self,
         repository: &str,
         selector: &ManifestSelector,
+        push_scope: bool,
     ) -> Result<Option<Digest>, RegistryError> {
         let op = format!("HEAD manifest {}", selector.in_repository(repository));
         let path = format!("v2/{repository}/manifests/{selector}");
-        let scopes = [repository_scope(repository, false)];
+        let scopes = [repository_scope(repository, push_scope)];
         let response = self
             .send(&op, &scopes, |http, base| {
                 http.head(base.join(&path).expect("valid path"))
@@ -885,6 +901,33 @@ impl Registry {
             &[StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK],
         )
         .await?;
+        Ok(())
+    }
+
+    /// Sends a whole blob into an upload session and commits it under `digest` with the same
+    /// request (PUT with the body): the spec's monolithic upload, which distribution 2.8 keeps.
+    pub async fn put_blob(
+        &self,
+        repository: &str,
+        session: Url,
+        bytes: Bytes,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let op = format!("upload blob {digest} to {repository}");
+        let scopes = [repository_scope(repository, true)];
+        let mut url = session.clone();
+        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        // the session ends with this request, answered or not
+        self.closed(&session);
+        let response = self
+            .send(&op, &scopes, |http, _| {
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.clone())
+            })
+            .await?;
+        self.expect_success(&op, response, &[StatusCode::CREATED, StatusCode::NO_CONTENT])
+            .await?;
         Ok(())
     }
 

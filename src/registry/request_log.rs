@@ -28,7 +28,10 @@ impl Logged {
 
     pub(super) fn answered(self, response: &Response) {
         let status = response.status().as_u16();
-        self.log(&status.to_string(), || shown("<", response.headers()));
+        // -vv names the protocol spoken (HTTP/1.1 or HTTP/2.0)
+        self.log(&status.to_string(), || {
+            format!("\n  < {:?}{}", response.version(), shown("<", response.headers()))
+        });
     }
 
     pub(super) fn failed(self, why: &str) {

@@ -62,8 +62,9 @@ impl Trust {
         trust
     }
 
-    /// A rustls configuration speaking HTTP/1.1 with this trust.
-    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, RegistryError> {
+    /// A rustls configuration with this trust, offering HTTP/2 (ALPN `h2`) before HTTP/1.1
+    /// when `h2`, else HTTP/1.1 alone.
+    pub(crate) fn client_config(&self, h2: bool) -> Result<rustls::ClientConfig, RegistryError> {
         let verifier: Arc<dyn ServerCertVerifier> = if self.skip_verify {
             Arc::new(AnyCertificate(self.provider.clone()))
         } else {
@@ -93,7 +94,10 @@ impl Trust {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = match h2 {
+            true => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            false => vec![b"http/1.1".to_vec()],
+        };
         Ok(config)
     }
 }

@@ -77,30 +77,39 @@ impl RegistryOptions {
         }
     }
 
-    /// One HTTP client for every registry: HTTP/1.1 (a connection per transfer keeps large
-    /// uploads from sharing one flow-control window), rustls with `trust`. Reads that make no
-    /// progress for the timeout fail.
+    /// The client for metadata (pings, tokens, manifests, HEADs, mounts, small blobs): HTTP/2
+    /// where the registry offers it over TLS (one connection carries them all, no handshake
+    /// per request), else HTTP/1.1; plain HTTP stays HTTP/1.1. Reads that make no progress
+    /// for the timeout fail.
     pub(crate) fn http_client(&self, trust: &Trust) -> Result<reqwest::Client, RegistryError> {
-        self.client_builder(trust, true)
+        self.client_builder(trust, true, true)
     }
 
-    /// The client for streamed uploads: reqwest's read timeout would also run while the body
-    /// is sent and cut any upload longer than it, so uploads are watched by their progress
-    /// instead (see `Registry::upload_chunk`).
+    /// The client for blob bytes read: HTTP/1.1, a connection per transfer, so that big
+    /// blobs and the ranged parts of one do not share one connection's window and speed.
+    pub(crate) fn blob_client(&self, trust: &Trust) -> Result<reqwest::Client, RegistryError> {
+        self.client_builder(trust, true, false)
+    }
+
+    /// The client for streamed uploads (HTTP/1.1, a connection each): reqwest's read timeout
+    /// would also run while the body is sent and cut any upload longer than it, so uploads
+    /// are watched by their progress instead (see `Registry::upload_chunk`).
     pub(crate) fn upload_client(&self, trust: &Trust) -> Result<reqwest::Client, RegistryError> {
-        self.client_builder(trust, false)
+        self.client_builder(trust, false, false)
     }
 
-    fn client_builder(&self, trust: &Trust, read_timeout: bool) -> Result<reqwest::Client, RegistryError> {
+    fn client_builder(&self, trust: &Trust, read_timeout: bool, h2: bool) -> Result<reqwest::Client, RegistryError> {
         let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(trust.client_config()?)
-            .http1_only()
+            .use_preconfigured_tls(trust.client_config(h2)?)
             .user_agent(concat!("cnab-relocate/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.timeout())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             // followed by the client itself, which attaches credentials per origin
             .redirect(reqwest::redirect::Policy::none());
+        if !h2 {
+            builder = builder.http1_only();
+        }
         if read_timeout {
             builder = builder.read_timeout(self.timeout());
         }

@@ -30,6 +30,8 @@ pub struct TokenServer {
     pub cert_path: PathBuf,
     pub requests: Arc<Mutex<Vec<TokenRequest>>>,
     pub issued: Arc<Mutex<Vec<String>>>,
+    /// Requests for more scopes than this are refused (403), as some token services do.
+    pub max_scopes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TokenServer {
@@ -61,12 +63,15 @@ impl TokenServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let issued = Arc::new(Mutex::new(Vec::new()));
         let (req_log, issued_log) = (requests.clone(), issued.clone());
+        let max_scopes = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+        let limit = max_scopes.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
                 let (key, kid, req_log, issued_log) = (key.clone(), kid.clone(), req_log.clone(), issued_log.clone());
+                let limit = limit.load(std::sync::atomic::Ordering::Relaxed);
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &key, &kid, &req_log, &issued_log);
+                    let _ = serve(stream, &key, &kid, &req_log, &issued_log, limit);
                 });
             }
         });
@@ -75,6 +80,7 @@ impl TokenServer {
             cert_path: cert,
             requests,
             issued,
+            max_scopes,
         }
     }
 
@@ -94,6 +100,7 @@ fn serve(
     kid: &str,
     req_log: &Mutex<Vec<TokenRequest>>,
     issued: &Mutex<Vec<String>>,
+    max_scopes: usize,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
@@ -184,6 +191,14 @@ fn serve(
             None => None,
         }
     };
+    if record.scopes.len() > max_scopes {
+        req_log.lock().unwrap().push(record);
+        return reply(
+            &stream,
+            403,
+            r#"{"errors":[{"code":"DENIED","message":"too many scopes"}]}"#.into(),
+        );
+    }
     record.user = user.clone();
     record.granted = true;
     let access: Vec<serde_json::Value> = record
