@@ -178,7 +178,8 @@ fn a_token_registry_lists_its_catalog_with_the_locations_auth() {
     let run = sync(&config, dir.path(), empty.path(), &["-v"]);
     run.assert_ok();
     assert!(
-        run.stderr.contains("credentials from the location's auth in the sync configuration"),
+        run.stderr
+            .contains("credentials from the location's auth in the sync configuration"),
         "{}",
         run.stderr
     );
