@@ -34,6 +34,10 @@ use crate::oci::{ImageTree, Manifest, ManifestRef};
 use crate::reference::{Digest, ManifestSelector, Reference};
 use crate::registry::RetryPolicy;
 
+/// Manifest lookups (resolving images, finding their referrers) in flight at least, whatever
+/// `--concurrency` allows for transfers; each registry still bounds its own requests.
+const MANIFEST_LOOKUPS: usize = 32;
+
 /// How the engine copies.
 #[derive(Debug, Clone)]
 pub struct CopyOptions {
@@ -77,10 +81,12 @@ pub async fn copy_images<S: Source, D: Destination>(
     reporter: &Reporter,
 ) -> CopyReport {
     let concurrency = options.concurrency.max(1);
+    // manifest round trips are small: many at once, so every image's start together
+    let lookups = concurrency.max(MANIFEST_LOOKUPS);
     let mut groups = group(jobs);
     let resolving = stream::iter(&groups)
         .map(|g| resolve(source, destination.as_ref(), g))
-        .buffered(concurrency)
+        .buffered(lookups)
         .collect::<Vec<Result<Resolved, ImageError>>>();
     let origins: Vec<&Reference> = groups.iter().map(|g| &g.job().source).collect();
     let preparing = async {
@@ -92,7 +98,7 @@ pub async fn copy_images<S: Source, D: Destination>(
     let mut outcomes = report_resolved(&groups, &resolved, reporter);
     let any_failed = |outcomes: &[Outcome]| outcomes.iter().any(|o| matches!(o, Some(Err(_))));
     if options.referrers && !(options.all_or_nothing && any_failed(&outcomes)) {
-        let found = discover_referrers(source, destination.as_ref(), &groups, &resolved, concurrency).await;
+        let found = discover_referrers(source, destination.as_ref(), &groups, &resolved, lookups).await;
         for (root, error) in found.failures {
             outcomes[root] = Some(Err(error));
         }

@@ -28,6 +28,8 @@ struct MemorySource {
     referrers_fail: bool,
     /// Listed as referrers of every subject, though the source does not hold them.
     gone_referrers: Vec<Digest>,
+    /// Resolves under way now, and the most at once.
+    resolving: Mutex<(usize, usize)>,
 }
 
 impl MemorySource {
@@ -97,6 +99,14 @@ impl Source for MemorySource {
                 .cloned()
                 .ok_or_else(|| missing(&job.source))?,
         };
+        {
+            let mut resolving = self.resolving.lock().unwrap();
+            resolving.0 += 1;
+            resolving.1 = resolving.1.max(resolving.0);
+        }
+        // a round trip: the others start meanwhile
+        tokio::task::yield_now().await;
+        self.resolving.lock().unwrap().0 -= 1;
         let top = self.manifests.get(&digest).ok_or_else(|| missing(&digest))?;
         let tree = ImageTree::build(ManifestOutline::of(top)?, |d| {
             let m = self.manifests.get(&d.digest).ok_or_else(|| missing(&d.digest));
@@ -897,4 +907,25 @@ async fn a_ledger_lets_a_later_copy_mount_what_an_earlier_one_placed() {
             .unwrap()
             .contains_key(&("memory/two".to_string(), base.clone())));
     }
+}
+
+#[tokio::test]
+async fn manifest_lookups_are_not_held_to_the_transfer_concurrency() {
+    let mut src = MemorySource::default();
+    let image = src.image("cfg", &["layer"]);
+    let jobs: Vec<ImageJob> = (0..20)
+        .map(|i| {
+            src.tag(&format!("src.example/app{i}:1"), &image);
+            job(&format!("src.example/app{i}:1"), &format!("memory/app{i}"))
+        })
+        .collect();
+    let options = CopyOptions {
+        concurrency: 1,
+        ..CopyOptions::default()
+    };
+    let reporter: Reporter = Arc::new(|_: &Event| {});
+    let dst = Arc::new(MemoryDestination::default());
+    assert!(copy_images(&src, dst, &jobs, &options, &reporter).await.succeeded());
+    let most = src.resolving.lock().unwrap().1;
+    assert!(most >= 20, "every image's lookup under way together: {most}");
 }
