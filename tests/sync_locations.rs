@@ -229,3 +229,43 @@ fn each_repository_of_a_task_is_listed_once() {
         );
     }
 }
+
+#[test]
+fn a_cosign_signature_travels_with_its_image() {
+    use support::referrers::{cosign_tag, push, signature_as_skopeo};
+    let src = TestRegistry::start(Mode::Plain);
+    let images = populate(&src, 16 * KIB);
+    let digest = &images.oci_plain.1;
+    let signature = signature_as_skopeo(digest, &images.oci_plain.0);
+    let tag = cosign_tag(digest, "sig");
+    push(&src.host(), "team/oci-plain", &tag, &signature);
+    let dst = TestRegistry::start(Mode::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let config = format!(
+        "tasks:\n- name: t\n  source: {{registry: {}}}\n  target: {{registry: {}}}\n  mappings:\n  - from: team/oci-plain\n    to: mirror/app\n    tags: [v1]\n",
+        src.host(),
+        dst.host()
+    );
+    let run = sync(&config, dir.path(), empty.path(), &[]);
+    run.assert_ok();
+    assert_eq!(run.count_events("referrer_copied"), 1, "{}", run.stdout);
+    let copied = format!("{}/mirror/app:{tag}", dst.host());
+    assert_eq!(skopeo_digest(&copied, &dst.skopeo_opts("src")), signature.digest());
+
+    let none = format!(
+        "tasks:\n- name: t\n  source: {{registry: {}}}\n  target: {{registry: {}}}\n  mappings:\n  - from: team/oci-plain\n    to: bare/app\n    tags: [v1]\n",
+        src.host(),
+        dst.host()
+    );
+    sync(&none, dir.path(), empty.path(), &["--no-referrers"]).assert_ok();
+    let tags = support::registry::TestRegistry::catalog(&dst);
+    assert!(tags.contains(&"bare/app".to_string()));
+    let listed = support::fixtures::run(
+        std::process::Command::new("skopeo")
+            .args(["list-tags", "--tls-verify=false"])
+            .arg(format!("docker://{}/bare/app", dst.host())),
+    )
+    .stdout;
+    assert!(!String::from_utf8_lossy(&listed).contains(".sig"));
+}
