@@ -322,14 +322,17 @@ fn referrer_failure(g: &Group, error: ImageError) -> ImageError {
 /// Reports each referrer and hands it to its bundle image's result; an image whose referrer
 /// failed fails with it.
 pub(super) fn referrer_events(groups: &[Group], outcomes: &mut [Outcome], reporter: &Reporter) {
+    let twins = twins(groups, outcomes);
     for (i, g) in groups.iter().enumerate() {
         let Some(of) = &g.referrer else { continue };
         let relocated = g.job().destination.to_string();
         let result = outcomes[i].clone();
-        let root_ok = matches!(outcomes[of.root], Some(Ok(_)));
+        // found once, a referrer belongs to every image that is its root's manifest in the
+        // same repository (one image under several tags)
+        let roots = &twins[of.root];
         match result {
             Some(Ok(copied)) => {
-                for m in &groups[of.root].members {
+                for m in roots.iter().flat_map(|&r| &groups[r].members) {
                     let (image, subject) = (m.label.clone(), of.subject.to_string());
                     let (kind, digest, relocated) = (of.kind, copied.digest.to_string(), relocated.clone());
                     reporter(&if copied.already_present {
@@ -350,17 +353,47 @@ pub(super) fn referrer_events(groups: &[Group], outcomes: &mut [Outcome], report
                         }
                     });
                 }
-                if let Some(Ok(root)) = &mut outcomes[of.root] {
-                    root.referrers.push(CopiedReferrer {
-                        kind: of.kind,
-                        digest: copied.digest.clone(),
-                        relocated,
-                        already_present: copied.already_present,
-                    });
+                for &r in roots {
+                    if let Some(Ok(root)) = &mut outcomes[r] {
+                        root.referrers.push(CopiedReferrer {
+                            kind: of.kind,
+                            digest: copied.digest.clone(),
+                            relocated: relocated.clone(),
+                            already_present: copied.already_present,
+                        });
+                    }
                 }
             }
-            Some(Err(e)) if root_ok => outcomes[of.root] = Some(Err(referrer_failure(g, e))),
-            _ => {}
+            Some(Err(e)) => {
+                for &r in roots {
+                    if matches!(outcomes[r], Some(Ok(_))) {
+                        outcomes[r] = Some(Err(referrer_failure(g, e.clone())));
+                    }
+                }
+            }
+            None => {}
         }
     }
+}
+
+/// For each image group, the image groups (itself first) that put the same manifest into the
+/// same repository, as far as their outcomes say; empty for a referrer's group.
+fn twins(groups: &[Group], outcomes: &[Outcome]) -> Vec<Vec<usize>> {
+    let digest = |i: usize| match &outcomes[i] {
+        Some(Ok(c)) => Some(&c.digest),
+        _ => None,
+    };
+    let roots: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].referrer.is_none()).collect();
+    (0..groups.len())
+        .map(|i| {
+            if groups[i].referrer.is_some() {
+                return Vec::new();
+            }
+            let mut same = vec![i];
+            same.extend(roots.iter().copied().filter(|&j| {
+                j != i && groups[j].repository == groups[i].repository && digest(i).is_some() && digest(j) == digest(i)
+            }));
+            same
+        })
+        .collect()
 }

@@ -929,3 +929,42 @@ async fn manifest_lookups_are_not_held_to_the_transfer_concurrency() {
     let most = src.resolving.lock().unwrap().1;
     assert!(most >= 20, "every image's lookup under way together: {most}");
 }
+
+#[tokio::test]
+async fn one_image_under_two_tags_reports_its_referrers_under_both() {
+    let (mut src, image, sig, sbom, sbom_sig) = signed_image();
+    src.tag("src.example/app:latest", &image);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let reporter: Reporter = {
+        let events = events.clone();
+        Arc::new(move |e: &Event| {
+            if let Event::ReferrerCopied { image, digest, .. } = e {
+                events.lock().unwrap().push((image.clone(), digest.clone()));
+            }
+        })
+    };
+    let jobs = [
+        job("src.example/app:1", "memory/app"),
+        job("src.example/app:latest", "memory/app"),
+    ];
+    let dst = Arc::new(MemoryDestination::default());
+    let report = copy_images(&src, dst, &jobs, &CopyOptions::default(), &reporter).await;
+    assert!(report.succeeded(), "{:?}", report.images);
+    let all = [&sig, &sbom, &sbom_sig].map(|m| m.digest.to_string());
+    for result in &report.images {
+        let copied = result.outcome.as_ref().unwrap();
+        let mut listed: Vec<String> = copied.referrers.iter().map(|r| r.digest.to_string()).collect();
+        listed.sort();
+        let mut want = all.to_vec();
+        want.sort();
+        assert_eq!(listed, want, "{}", result.image);
+        for d in &all {
+            assert!(
+                events.lock().unwrap().contains(&(result.image.clone(), d.clone())),
+                "{} {d}",
+                result.image
+            );
+        }
+    }
+    assert_eq!(report.images[0].outcome.as_ref().unwrap().digest, image.digest);
+}
