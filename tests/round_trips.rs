@@ -95,17 +95,22 @@ fn blob_requests<'a>(requests: &'a [(String, String, String)], method: &str) -> 
 }
 
 #[test]
-fn a_first_run_heads_each_blob_once_then_mounts_without_asking_again() {
+fn a_first_run_heads_each_blob_once_per_repository_then_mounts_without_asking_again() {
     let source = TestRegistry::start(Mode::Plain);
     let target = TestRegistry::start(Mode::Plain);
     let refs = images(&source, 3, 300_000, 5000);
     let (run, relocated) = relocate_v(&refs, &format!("{}/x", target.host()), &[]);
     run.assert_ok();
     let seen = requests(&run.stderr, &target.host());
-    // 7 distinct blobs (a shared layer, 3 own layers, 3 configs): one HEAD each; the shared
-    // layer is sent to one repository and mounted into the other two, with no HEAD there
+    // 7 distinct blobs (a shared layer, 3 own layers, 3 configs) in 3 repositories: one HEAD
+    // per (repository, blob), all at once; the shared layer is sent to one repository and
+    // mounted into the other two, with no second HEAD there
     let heads = blob_requests(&seen, "HEAD");
-    assert_eq!(heads.len(), 7, "{heads:#?}");
+    assert_eq!(heads.len(), 9, "{heads:#?}");
+    let mut distinct = heads.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 9, "no (repository, blob) asked twice: {heads:#?}");
     let mounts: Vec<_> = seen
         .iter()
         .filter(|(m, p, _)| m == "POST" && p.ends_with("/blobs/uploads/"))

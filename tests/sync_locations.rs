@@ -269,3 +269,41 @@ fn a_cosign_signature_travels_with_its_image() {
     .stdout;
     assert!(!String::from_utf8_lossy(&listed).contains(".sig"));
 }
+
+#[test]
+fn a_repository_that_holds_a_blob_already_lends_it_instead_of_a_new_upload() {
+    let src = TestRegistry::start(Mode::Plain);
+    populate(&src, 64 * KIB);
+    let dst = TestRegistry::start(Mode::Plain);
+    support::fixtures::skopeo_copy(
+        &format!("docker://{}/team/oci-plain:v1", src.host()),
+        &format!("docker://{}/t/b:old", dst.host()),
+        &[src.skopeo_opts("src"), dst.skopeo_opts("dest")].concat(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let (s, d) = (src.host(), dst.host());
+    let config = format!(
+        "tasks:
+- name: t
+  source: {{registry: {s}}}
+  target: {{registry: {d}}}
+  mappings:
+  - from: team/oci-plain
+    to: t/a
+    tags: [v1]
+  - from: team/oci-plain
+    to: t/b
+    tags: [v1]
+"
+    );
+    let run = sync(&config, dir.path(), empty.path(), &[]);
+    run.assert_ok();
+    assert_eq!(summary(&run)["copied"], 2);
+    assert_eq!(
+        summary(&run)["blobs_uploaded"],
+        0,
+        "t/b holds every blob: t/a mounts them from there\n{}",
+        run.stdout
+    );
+}

@@ -165,10 +165,10 @@ impl<D: Destination> BlobPlacements<D> {
     }
 
     /// Places the blob without its bytes wherever possible, and returns the repositories that
-    /// need the bytes. While no repository is known to hold it, one HEAD (of the first
-    /// repository not yet checked) tells whether bytes are needed at all; once one holds it,
-    /// the others get a mount each, all at once, with no HEAD first: a mount answers for a
-    /// blob that is there already too, so a HEAD before it would only add a round trip.
+    /// need the bytes. While no repository is known to hold it, the repositories not yet
+    /// checked are asked (HEAD, all at once) whether they have it; once one holds it, the
+    /// others get a mount each, all at once, with no HEAD first: a mount answers for a blob
+    /// that is there already too, so a HEAD before it would only add a round trip.
     pub async fn place_without_bytes(&self, blob: &WantedBlob) -> Result<Vec<String>, CopyError> {
         let digest = blob.digest();
         let open: Vec<&String> = blob
@@ -180,12 +180,19 @@ impl<D: Destination> BlobPlacements<D> {
             return Ok(Vec::new());
         }
         if !self.has_origin(blob) {
-            let first = open[0];
-            if self.state(first, digest).is_none() {
-                if self.destination.has_blob(first, digest).await? {
-                    self.place(first, digest, BlobOutcome::Present, true);
+            // every repository not checked yet is asked at once (one round trip): one that
+            // holds the blob already lends it to the others, and nothing is sent again
+            let unchecked: Vec<&String> = open
+                .iter()
+                .copied()
+                .filter(|r| self.state(r, digest).is_none())
+                .collect();
+            let held = join_all(unchecked.iter().map(|r| self.destination.has_blob(r, digest))).await;
+            for (repository, held) in unchecked.into_iter().zip(held) {
+                if held? {
+                    self.place(repository, digest, BlobOutcome::Present, true);
                 } else {
-                    self.set_absent(first, digest, Vec::new());
+                    self.set_absent(repository, digest, Vec::new());
                 }
             }
             if !self.has_origin(blob) {
