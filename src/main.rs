@@ -113,6 +113,9 @@ struct ExportArgs {
     #[command(flatten)]
     registry: RegistryArgs,
 
+    #[command(flatten)]
+    creds: SourceCredsArgs,
+
     /// Copy only the images: leave behind what refers to them (cosign signatures,
     /// attestations and SBOMs; OCI 1.1 referrers), which otherwise travel with them.
     #[arg(long)]
@@ -170,6 +173,9 @@ struct RelocateArgs {
 
     #[command(flatten)]
     registry: RegistryArgs,
+
+    #[command(flatten)]
+    creds: SourceCredsArgs,
 
     #[command(flatten)]
     transfers: TransferArgs,
@@ -248,7 +254,12 @@ struct RegistryArgs {
     /// them); when given, no other credential file is read.
     #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
     authfile: Option<PathBuf>,
+}
 
+/// Credentials given on the command line for the registries images are read from
+/// (relocation and export; sync takes them from each location's `auth`).
+#[derive(Debug, Args)]
+struct SourceCredsArgs {
     /// Credentials for the registries images are read from (a thin bundle's; one registry),
     /// instead of any credential file. Without :PASSWORD, see --password-stdin.
     #[arg(long, value_name = "USER[:PASSWORD]", value_parser = creds::parse)]
@@ -455,7 +466,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
     let bundle = args.bundle.clone().expect("clap requires BUNDLE");
     let out = Output::new(args.say.mode());
-    if let Some(message) = stdin_twice(&bundle, args.registry.password_stdin) {
+    if let Some(message) = stdin_twice(&bundle, args.creds.password_stdin) {
         return relocation_failed(&out, 0, &Error::Usage(message.to_string()));
     }
     let destination = args
@@ -465,10 +476,10 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         .map(|p| p.registry());
     let given = creds::Given {
         authfile: args.registry.authfile.as_ref(),
-        src: args.registry.src_creds.as_ref(),
+        src: args.creds.src_creds.as_ref(),
         dest: args.dest_creds.as_ref(),
         destination,
-        password_stdin: args.registry.password_stdin,
+        password_stdin: args.creds.password_stdin,
     };
     let credentials = match creds::options(given, std::io::stdin().lock()) {
         Ok(c) => c,
@@ -507,7 +518,7 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
     };
     let images = planned.plan().images.len();
     let mut warnings: Vec<String> = hub_warning(&planned.plan().prefix).into_iter().collect();
-    if args.registry.src_creds.is_some() {
+    if args.creds.src_creds.is_some() {
         let checked = match planned.format() {
             BundleFormat::Thick => Ok(Some(
                 "--src-creds is not used: a thick bundle's images are read from the archive".to_string(),
@@ -683,15 +694,15 @@ fn run_export(args: ExportArgs) -> ExitCode {
         ));
         fail(e)
     };
-    if let Some(message) = stdin_twice(&args.bundle, args.registry.password_stdin) {
+    if let Some(message) = stdin_twice(&args.bundle, args.creds.password_stdin) {
         return failed(&Error::Usage(message.to_string()));
     }
     let given = creds::Given {
         authfile: args.registry.authfile.as_ref(),
-        src: args.registry.src_creds.as_ref(),
+        src: args.creds.src_creds.as_ref(),
         dest: None,
         destination: None,
-        password_stdin: args.registry.password_stdin,
+        password_stdin: args.creds.password_stdin,
     };
     let credentials = match creds::options(given, std::io::stdin().lock()) {
         Ok(c) => c,
@@ -713,7 +724,7 @@ fn run_export(args: ExportArgs) -> ExitCode {
         }
     };
     let outcome = export.plan().and_then(|planned| {
-        if args.registry.src_creds.is_some() {
+        if args.creds.src_creds.is_some() {
             match creds::check_sources(None, planned.images().iter().map(|i| i.reference.domain())) {
                 Ok(warning) => warning.into_iter().for_each(|w| out.warn(&format!("warning: {w}"))),
                 Err(message) => return Err(Error::Usage(message)),

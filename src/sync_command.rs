@@ -7,12 +7,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 use cnab_relocate::engine::Event;
-use cnab_relocate::registry::CredentialOptions;
 use cnab_relocate::sync::config::NoticeLevel;
 use cnab_relocate::{Error, SyncEvent, SyncReport, SyncRun};
 
 use crate::output::{self, human_bytes, Mode, Output};
-use crate::{init_logging, interrupted, options, terminal, OutputArgs, RegistryArgs, TransferArgs};
+use crate::{creds, init_logging, interrupted, options, terminal, OutputArgs, RegistryArgs, TransferArgs};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -43,15 +42,17 @@ pub struct SyncArgs {
 pub fn run_sync(args: SyncArgs) -> ExitCode {
     init_logging(args.say.quiet, args.say.verbose);
     let out = Output::new(args.say.mode());
-    if args.registry.src_creds.is_some() || args.registry.password_stdin {
-        let e = Error::Usage(
-            "sync takes credentials from each location's auth (or the credential files), not --src-creds".into(),
-        );
-        return finished(&out, None, Some(&e), args.dry_run);
-    }
-    let credentials = CredentialOptions {
-        auth_file: args.registry.authfile.clone(),
-        ..Default::default()
+    // a named auth file that cannot be read is an error, as for relocation, not anonymity
+    let given = creds::Given {
+        authfile: args.registry.authfile.as_ref(),
+        src: None,
+        dest: None,
+        destination: None,
+        password_stdin: false,
+    };
+    let credentials = match creds::options(given, std::io::empty()) {
+        Ok(c) => c,
+        Err(message) => return finished(&out, None, Some(&Error::Usage(message)), args.dry_run),
     };
     let verbose = args.say.verbose > 0;
     let dry_run = args.dry_run;

@@ -307,3 +307,31 @@ fn a_repository_that_holds_a_blob_already_lends_it_instead_of_a_new_upload() {
         run.stdout
     );
 }
+
+#[test]
+fn bad_registry_flags_exit_2_before_any_registry_is_contacted() {
+    let src = TestRegistry::start(Mode::Plain);
+    let front = support::proxy::Proxy::start(&format!("http://{}", src.host()));
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let config = format!(
+        "tasks:\n- name: t\n  source: {{registry: {}}}\n  target: {{registry: {}}}\n  mappings:\n  - from: regex:.*\n",
+        front.host(),
+        front.host()
+    );
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    for flags in [["--ca-cert-path", missing], ["--authfile", missing]] {
+        for dry in [false, true] {
+            let mut extra = flags.to_vec();
+            if dry {
+                extra.push("--dry-run");
+            }
+            let run = sync(&config, dir.path(), empty.path(), &extra);
+            assert_eq!(run.code, 2, "{extra:?}\n{}", run.stderr);
+            assert!(run.stderr.contains(missing), "{}", run.stderr);
+            assert_eq!(summary(&run)["outcome"], "input_error");
+        }
+    }
+    assert!(front.log().is_empty(), "no registry contacted");
+}

@@ -42,11 +42,29 @@ struct Listing<'a> {
     absent: &'a [StatusCode],
 }
 
-/// A page of a listing of names (`tags` or `repositories`).
+/// A page of a tag list.
 #[derive(Deserialize)]
-struct Names {
-    #[serde(default, alias = "repositories")]
+struct Tags {
+    #[serde(default)]
     tags: Option<Vec<String>>,
+}
+
+/// A page of a catalog.
+#[derive(Deserialize)]
+struct Repositories {
+    #[serde(default)]
+    repositories: Option<Vec<String>>,
+}
+
+/// How a page of names is read.
+type ReadNames = fn(&[u8]) -> serde_json::Result<Option<Vec<String>>>;
+
+fn tag_page(body: &[u8]) -> serde_json::Result<Option<Vec<String>>> {
+    serde_json::from_slice::<Tags>(body).map(|p| p.tags)
+}
+
+fn catalog_page(body: &[u8]) -> serde_json::Result<Option<Vec<String>>> {
+    serde_json::from_slice::<Repositories>(body).map(|p| p.repositories)
 }
 
 impl Registry {
@@ -62,7 +80,7 @@ impl Registry {
             max_page: MAX_TAGS_PAGE,
             absent: &[],
         };
-        Ok(self.list_names(&listing).await?.unwrap_or_default())
+        Ok(self.list_names(&listing, catalog_page).await?.unwrap_or_default())
     }
 
     /// Every tag of the repository, following `Link: <…>; rel="next"` pages until there is
@@ -81,11 +99,11 @@ impl Registry {
             max_page: MAX_TAGS_PAGE,
             absent: &[StatusCode::NOT_FOUND],
         };
-        self.list_names(&listing).await
+        self.list_names(&listing, tag_page).await
     }
 
     /// Every name of every page; `None` when the first page's status says there is none.
-    async fn list_names(&self, listing: &Listing<'_>) -> Result<Option<Vec<String>>, RegistryError> {
+    async fn list_names(&self, listing: &Listing<'_>, read: ReadNames) -> Result<Option<Vec<String>>, RegistryError> {
         let mut names = Vec::new();
         let mut bytes = 0;
         let found = self
@@ -94,9 +112,8 @@ impl Registry {
                 if bytes > MAX_TAGS_BYTES {
                     return Err(self.protocol(format!("{op}: more than {MAX_TAGS_BYTES} bytes of names")));
                 }
-                let page: Names = serde_json::from_slice(body)
-                    .map_err(|e| self.protocol(format!("{op}: not a list of names: {e}")))?;
-                names.extend(page.tags.unwrap_or_default());
+                let page = read(body).map_err(|e| self.protocol(format!("{op}: not a list of names: {e}")))?;
+                names.extend(page.unwrap_or_default());
                 Ok(())
             })
             .await?;

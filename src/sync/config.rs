@@ -437,8 +437,14 @@ fn check_duration(fields: &Fields<'_>, key: &str, ctx: &Ctx) -> Result<bool, Con
     ))
 }
 
-/// `HOST[:PORT]`: no scheme, no path.
+/// `HOST[:PORT]`: no scheme, no path, and no `user:password@`, which is refused without
+/// being repeated.
 fn check_registry(registry: &str) -> Result<(), String> {
+    if let Some((_, host)) = registry.rsplit_once('@') {
+        return Err(format!(
+            "\"…@{host}\": credentials go in auth, not in the registry (not shown here); a registry is HOST[:PORT]"
+        ));
+    }
     if let Some((scheme, _)) = registry.split_once("://") {
         return Err(format!(
             "\"{registry}\": drop the scheme \"{scheme}://\"; a registry is HOST[:PORT]"
@@ -1812,6 +1818,7 @@ tasks:
         }
         for (bad, needle) in [
             ("https://a.io", "drop the scheme \"https://\""),
+            ("user:secret@a.io", "credentials go in auth"),
             ("a.io/team", "has a path"),
             ("a.io:0", "1..65535"),
             ("a.io:x", "invalid port"),
@@ -1822,6 +1829,7 @@ tasks:
                 "tasks:\n- name: t\n  source: {{registry: {bad}}}\n  target: {{registry: b.io}}\n"
             ));
             assert_err(&e, "tasks[0].source.registry", needle, Some(3));
+            assert!(!e.to_string().contains("secret"), "{e}");
         }
         for hub in DOCKER_HUB_NAMES {
             let e = err(&format!(

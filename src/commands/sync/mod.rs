@@ -23,7 +23,7 @@ use crate::engine::{copy_images, BlobLedger, CopyReport, Event, ImageJob, Regist
 use crate::error::Error;
 use crate::oci::ManifestContent;
 use crate::reference::{Digest, ManifestSelector, Reference};
-use crate::registry::Registry;
+use crate::registry::{Registries, Registry};
 use crate::sync::config::{read_config, select_tasks, Notice, NoticeLevel, SyncConfig, Task};
 use crate::sync::plan::{plan_task, Pair};
 use crate::sync::platform::choose_child;
@@ -82,6 +82,8 @@ impl SyncRun {
     /// Reads and validates the whole configuration and selects the tasks; contacts nothing.
     pub fn plan(self) -> Result<PlannedSync, Error> {
         let config = read_config(&self.config).map_err(Error::SyncConfig)?;
+        // the command line's registry settings (CA files) are checked once, before any task
+        Registries::new(self.options.registry.clone())?;
         let selected = select_tasks(&config, &self.tasks)
             .map_err(|e| Error::SyncConfig(e.to_string()))?
             .into_iter()
