@@ -423,3 +423,22 @@ fn metadata_goes_over_http2_where_tls_offers_it_and_blob_bytes_over_http1() {
         );
     }
 }
+
+#[test]
+fn a_small_blob_sent_whole_is_given_the_time_a_slow_link_needs() {
+    let source = TestRegistry::start(Mode::Plain);
+    let target = TestRegistry::start(Mode::Plain);
+    // a 900 kB layer goes whole with the PUT that commits it: 3 s at 300 kB/s
+    let refs = images(&source, 1, 900_000, 5000);
+    let front = Proxy::start(&format!("http://{}", target.host()));
+    front.add(Rule::always("PUT", "/blobs/uploads/", Fault::Throttle(300_000)));
+    let (run, relocated) = relocate_v(&refs, &format!("{}/x", front.host()), &["--timeout", "1"]);
+    run.assert_ok();
+    assert_eq!(
+        skopeo_digest(
+            &relocated[0].replace(&front.host(), &target.host()),
+            &target.skopeo_opts("src")
+        ),
+        skopeo_digest(&refs[0], &source.skopeo_opts("src"))
+    );
+}

@@ -183,6 +183,15 @@ impl Progress {
 /// Requests in flight to one registry before it asks for fewer.
 const MAX_IN_FLIGHT: usize = 64;
 
+/// A request body in memory at least this large is sent on the upload client (HTTP/1.1, no
+/// read timeout); smaller ones (most manifests) go with the metadata (HTTP/2 where offered).
+const LARGE_BODY: usize = 64 * 1024;
+
+/// The slowest upload rate a request body held in memory is given time for (8 KiB/s, about
+/// 64 kbit/s): a 1 MiB blob sent whole, or a 1 MiB manifest, may take two minutes beyond
+/// `--timeout`.
+const SLOWEST_LINK_BYTES_PER_SEC: f64 = 8.0 * 1024.0;
+
 /// Redirects followed for one request.
 const MAX_REDIRECTS: usize = 10;
 
@@ -439,7 +448,14 @@ impl Registry {
                 true => Some(self.limiter.acquire().await),
                 false => None,
             };
-            let client = match (streamed, blob_read) {
+            // a large body in memory (a small blob sent whole, a large manifest) goes like a
+            // streamed one, on a client without a read timeout: the registry answers only once
+            // all of it arrived, which on a slow link may take longer than the timeout
+            let large_body = request
+                .body()
+                .and_then(|b| b.as_bytes())
+                .is_some_and(|b| b.len() >= LARGE_BODY);
+            let client = match (streamed || large_body, blob_read) {
                 (true, _) => &self.upload_http,
                 (false, true) => &self.blob_http,
                 (false, false) => &self.http,
@@ -451,10 +467,13 @@ impl Registry {
             let (client, built) = builder.build_split();
             let built = built.map_err(Sent::Transport)?;
             let logged = Logged::new(built.method(), built.url(), Some(built.headers()));
-            // a streamed upload is watched by its progress; anything else must be answered in time
+            // a streamed upload is watched by its progress; anything else must be answered in
+            // time, a body in memory given the time to send it at a slow link's pace on top
+            let body_len = built.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len);
+            let deadline = self.timeout + Duration::from_secs_f64(body_len as f64 / SLOWEST_LINK_BYTES_PER_SEC);
             let sent = match streamed {
                 true => Ok(client.execute(built).await),
-                false => tokio::time::timeout(self.timeout, client.execute(built)).await,
+                false => tokio::time::timeout(deadline, client.execute(built)).await,
             };
             let response = match sent {
                 Ok(Ok(response)) => {
