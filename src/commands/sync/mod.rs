@@ -8,6 +8,7 @@ mod listing;
 mod locations;
 mod report;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use crate::oci::ManifestContent;
 use crate::reference::{Digest, ManifestSelector, Reference};
 use crate::registry::{Registries, Registry};
 use crate::sync::config::{read_config, select_tasks, Notice, NoticeLevel, SyncConfig, Task};
-use crate::sync::plan::{plan_task, Pair};
+use crate::sync::plan::{plan_task, Listings, Pair};
 use crate::sync::platform::choose_child;
 
 /// How long an interrupted run spends cancelling its open upload sessions.
@@ -246,8 +247,36 @@ impl PlannedSync {
             );
         }
 
+        let target = target_registries.get(domain_of(&task.target));
+        let copied = self
+            .copy_pairs(task, &mut pairs, source_registries, target, &listings, ledger)
+            .await;
+        (
+            TaskReport {
+                name: task.name.clone(),
+                failure: None,
+                pairs,
+            },
+            Some(copied),
+        )
+    }
+    /// Copies a planned task's pairs with the engine and sets each pair's outcome. A pair
+    /// whose job cannot be made (its platform's child not found) fails alone, before the copy.
+    async fn copy_pairs(
+        &self,
+        task: &Task,
+        pairs: &mut [PairReport],
+        source_registries: Arc<Registries>,
+        target: Arc<Registry>,
+        listings: &Listings,
+        ledger: &Arc<BlobLedger>,
+    ) -> CopyReport {
+        let settings = &self.settings;
+        let say = |e: SyncEvent| (settings.reporter)(&e);
+        let concurrency = settings.options.copy.concurrency;
+        let source = source_registries.get(domain_of(&task.source));
         // a platform pair reads the matching child of its source's index, by digest
-        let jobs: Vec<Result<ImageJob, String>> = stream::iter(&pairs)
+        let jobs: Vec<Result<ImageJob, String>> = stream::iter(pairs.iter())
             .map(|p| job_for(task, &p.pair, &source))
             .buffered(concurrency.max(1))
             .collect()
@@ -266,7 +295,7 @@ impl PlannedSync {
                 }
             }
         }
-        let destination = Arc::new(RegistryDestination::new(target_registries.get(domain_of(&task.target))));
+        let destination = Arc::new(RegistryDestination::new(target));
         let reader = RegistrySource::new(source_registries, concurrency);
         for (repository, tags) in &listings.tags {
             reader.know_tags(source.domain(), repository, tags);
@@ -283,33 +312,37 @@ impl PlannedSync {
             })
         });
         let copied = copy_images(&reader, destination, &copying, &options, &copy_reporter).await;
+        let mut outcomes = outcomes(&copied);
         for (p, job) in pairs.iter_mut().zip(&jobs) {
             let Ok(job) = job else { continue };
-            let result = copied
-                .images
-                .iter()
-                .find(|r| r.image == job.label && r.relocated == job.destination.to_string());
-            p.outcome = match result.map(|r| &r.outcome) {
-                Some(Ok(c)) if c.already_present => PairOutcome::Present {
+            let key = (job.label.clone(), job.destination.to_string());
+            p.outcome = outcomes
+                .remove(&key)
+                .unwrap_or_else(|| PairOutcome::Failed("not attempted".to_string()));
+        }
+        copied
+    }
+}
+
+/// What the copy did with each job, by (label, destination): a pair's source and target.
+fn outcomes(report: &CopyReport) -> HashMap<(String, String), PairOutcome> {
+    report
+        .images
+        .iter()
+        .map(|r| {
+            let outcome = match &r.outcome {
+                Ok(c) if c.already_present => PairOutcome::Present {
                     digest: c.digest.clone(),
                 },
-                Some(Ok(c)) => PairOutcome::Copied {
+                Ok(c) => PairOutcome::Copied {
                     digest: c.digest.clone(),
                     stats: c.stats.clone(),
                 },
-                Some(Err(e)) => PairOutcome::Failed(e.to_string()),
-                None => PairOutcome::Failed("not attempted".to_string()),
+                Err(e) => PairOutcome::Failed(e.to_string()),
             };
-        }
-        (
-            TaskReport {
-                name: task.name.clone(),
-                failure: None,
-                pairs,
-            },
-            Some(copied),
-        )
-    }
+            ((r.image.clone(), r.relocated.clone()), outcome)
+        })
+        .collect()
 }
 
 /// The engine's job for a pair: read from the source by tag or pinned digest (for a
