@@ -553,12 +553,9 @@ fn run_relocate(args: RelocateArgs) -> ExitCode {
         bundle.display(),
         planned.plan().prefix
     ));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            terminal::error(&format!("cannot start the async runtime: {e}"));
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(planned.run_until(interrupted()));
     out.finish();
@@ -612,6 +609,17 @@ fn relocation_failed(out: &Output, images: usize, e: &Error) -> ExitCode {
     };
     out.json(&relocation_summary(out, images, report, Some(e), None));
     fail(e)
+}
+
+/// The async runtime a command runs on; exit 1 (said) when it cannot start.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            terminal::error(&format!("cannot start the async runtime: {e}"));
+            ExitCode::from(1)
+        })
 }
 
 /// The number of the first SIGINT or SIGTERM the process receives.
@@ -716,12 +724,9 @@ fn run_export(args: ExportArgs) -> ExitCode {
             !args.no_referrers,
             credentials,
         ));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            terminal::error(&format!("cannot start the async runtime: {e}"));
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let outcome = export.plan().and_then(|planned| {
         if args.creds.src_creds.is_some() {

@@ -11,7 +11,7 @@ use cnab_relocate::sync::config::NoticeLevel;
 use cnab_relocate::{Error, SyncEvent, SyncReport, SyncRun};
 
 use crate::output::{self, human_bytes, Mode, Output};
-use crate::{creds, init_logging, interrupted, options, terminal, OutputArgs, RegistryArgs, TransferArgs};
+use crate::{creds, init_logging, interrupted, options, runtime, terminal, OutputArgs, RegistryArgs, TransferArgs};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -74,12 +74,9 @@ pub fn run_sync(args: SyncArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return finished(&out, None, Some(&e), dry_run),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            terminal::error(&format!("cannot start the async runtime: {e}"));
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(planned.run_until(interrupted()));
     out.finish();
