@@ -108,7 +108,7 @@ impl Registries {
         if certs.is_empty() {
             return Ok(None);
         }
-        let trust = self.trust.with(certs);
+        let trust = self.trust.with(certs)?;
         Ok(Some((
             self.options.http_client(&trust)?,
             self.options.blob_client(&trust)?,

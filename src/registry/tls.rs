@@ -10,8 +10,9 @@
 //! signature is checked by rustls as for any certificate. Any other certificate, and any
 //! other error, is left to webpki unchanged.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -26,19 +27,42 @@ use super::error::RegistryError;
 #[derive(Clone)]
 pub(crate) struct Trust {
     provider: Arc<CryptoProvider>,
-    system: Arc<Vec<CertificateDer<'static>>>,
     /// `--ca-cert-path` certificates and a registry's `certs.d` ones.
     configured: Vec<CertificateDer<'static>>,
     skip_verify: bool,
+    /// The checks every client of this trust shares, built at the first certificate to check.
+    checks: Arc<OnFirstUse>,
+}
+
+/// The system's root certificates, read from disk once per process: the system's bundle file
+/// when it has one (every distribution's CA tools write every root there; the hashed folder
+/// beside it holds the same certificates, one file each, and reading those costs a process
+/// ~10 ms), else what rustls-native-certs finds, also when `SSL_CERT_FILE` or `SSL_CERT_DIR`
+/// say where to look.
+fn system_roots() -> Arc<Vec<CertificateDer<'static>>> {
+    static ROOTS: OnceLock<Arc<Vec<CertificateDer<'static>>>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let bundle = (!openssl_probe::has_ssl_cert_env_vars())
+                .then(|| openssl_probe::probe().cert_file)
+                .flatten()
+                .and_then(|file| CertificateDer::pem_file_iter(&file).ok())
+                .map(|certs| certs.filter_map(Result::ok).collect::<Vec<_>>())
+                .filter(|certs| !certs.is_empty());
+            Arc::new(bundle.unwrap_or_else(|| {
+                let native = rustls_native_certs::load_native_certs();
+                if native.certs.is_empty() {
+                    tracing::debug!("no system root certificates found: {:?}", native.errors);
+                }
+                native.certs
+            }))
+        })
+        .clone()
 }
 
 impl Trust {
-    /// The system's roots (read once) and the certificates in `ca_files`.
+    /// The system's roots (read when first needed) and the certificates in `ca_files`.
     pub(crate) fn new(ca_files: &[PathBuf], skip_verify: bool) -> Result<Trust, RegistryError> {
-        let native = rustls_native_certs::load_native_certs();
-        if native.certs.is_empty() {
-            tracing::debug!("no system root certificates found: {:?}", native.errors);
-        }
         let mut configured = Vec::new();
         for path in ca_files {
             let certs = read_pem_certificates(path)?;
@@ -47,46 +71,49 @@ impl Trust {
             }
             configured.extend(certs);
         }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Trust::over(provider, configured, skip_verify)
+    }
+
+    /// A trust over `configured`, each of which is checked to be usable now, so a bad
+    /// `--ca-cert-path` fails before anything is contacted.
+    fn over(
+        provider: Arc<CryptoProvider>,
+        configured: Vec<CertificateDer<'static>>,
+        skip_verify: bool,
+    ) -> Result<Trust, RegistryError> {
+        let mut usable = RootCertStore::empty();
+        for cert in &configured {
+            usable
+                .add(cert.clone())
+                .map_err(|e| config_error(format!("a configured CA certificate is not usable: {e}")))?;
+        }
+        let checks = Arc::new(OnFirstUse {
+            provider: provider.clone(),
+            configured: configured.clone(),
+            built: OnceLock::new(),
+        });
         Ok(Trust {
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
-            system: Arc::new(native.certs),
+            provider,
             configured,
             skip_verify,
+            checks,
         })
     }
 
     /// This trust and `more` configured certificates (a registry's `certs.d`).
-    pub(crate) fn with(&self, more: Vec<CertificateDer<'static>>) -> Trust {
-        let mut trust = self.clone();
-        trust.configured.extend(more);
-        trust
+    pub(crate) fn with(&self, more: Vec<CertificateDer<'static>>) -> Result<Trust, RegistryError> {
+        let mut configured = self.configured.clone();
+        configured.extend(more);
+        Trust::over(self.provider.clone(), configured, self.skip_verify)
     }
 
     /// A rustls configuration with this trust, offering HTTP/2 (ALPN `h2`) before HTTP/1.1
     /// when `h2`, else HTTP/1.1 alone.
     pub(crate) fn client_config(&self, h2: bool) -> Result<rustls::ClientConfig, RegistryError> {
-        let verifier: Arc<dyn ServerCertVerifier> = if self.skip_verify {
-            Arc::new(AnyCertificate(self.provider.clone()))
-        } else {
-            let mut roots = RootCertStore::empty();
-            // system stores often hold a few certificates webpki cannot parse: skipped, as
-            // reqwest does
-            let (_, unparsable) = roots.add_parsable_certificates(self.system.iter().cloned());
-            if unparsable > 0 {
-                tracing::debug!("{unparsable} system root certificate(s) could not be parsed");
-            }
-            for cert in &self.configured {
-                roots
-                    .add(cert.clone())
-                    .map_err(|e| config_error(format!("a configured CA certificate is not usable: {e}")))?;
-            }
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| config_error(format!("cannot set up certificate checks: {e}")))?;
-            Arc::new(PinnedOrWebPki {
-                webpki,
-                configured: self.configured.clone(),
-            })
+        let verifier: Arc<dyn ServerCertVerifier> = match self.skip_verify {
+            true => Arc::new(AnyCertificate(self.provider.clone())),
+            false => self.checks.clone(),
         };
         let mut config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
@@ -99,6 +126,88 @@ impl Trust {
             false => vec![b"http/1.1".to_vec()],
         };
         Ok(config)
+    }
+}
+
+/// Certificate checks (webpki with the system's roots and the configured certificates, and
+/// the configured self-signed case) built when the first certificate is to be checked: a run
+/// that meets none (registries over plain HTTP, whose TLS attempt fails before any
+/// certificate) never reads the system's roots. Signatures are checked with the provider's
+/// algorithms, as webpki checks them, with no roots needed.
+struct OnFirstUse {
+    provider: Arc<CryptoProvider>,
+    configured: Vec<CertificateDer<'static>>,
+    built: OnceLock<Arc<PinnedOrWebPki>>,
+}
+
+impl OnFirstUse {
+    fn verifier(&self) -> Result<Arc<PinnedOrWebPki>, rustls::Error> {
+        if let Some(built) = self.built.get() {
+            return Ok(built.clone());
+        }
+        let mut roots = RootCertStore::empty();
+        // system stores often hold a few certificates webpki cannot parse: skipped, as
+        // reqwest does
+        let (_, unparsable) = roots.add_parsable_certificates(system_roots().iter().cloned());
+        if unparsable > 0 {
+            tracing::debug!("{unparsable} system root certificate(s) could not be parsed");
+        }
+        for cert in &self.configured {
+            roots.add(cert.clone())?;
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(format!("cannot set up certificate checks: {e}")))?;
+        let built = Arc::new(PinnedOrWebPki {
+            webpki,
+            configured: self.configured.clone(),
+        });
+        Ok(self.built.get_or_init(|| built).clone())
+    }
+}
+
+impl fmt::Debug for OnFirstUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnFirstUse")
+            .field("configured", &self.configured.len())
+            .field("built", &self.built.get().is_some())
+            .finish()
+    }
+}
+
+impl ServerCertVerifier for OnFirstUse {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
