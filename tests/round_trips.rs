@@ -43,6 +43,18 @@ fn images(registry: &TestRegistry, count: usize, shared: usize, own: usize) -> V
         .collect()
 }
 
+/// Each relocated image has its original's digest (read by skopeo on both sides).
+fn assert_same_digests(relocated: &[String], target: &TestRegistry, refs: &[String], source: &TestRegistry) {
+    assert_eq!(relocated.len(), refs.len());
+    for (r, original) in relocated.iter().zip(refs) {
+        assert_eq!(
+            skopeo_digest(r, &target.skopeo_opts("src")),
+            skopeo_digest(original, &source.skopeo_opts("src")),
+            "{r}"
+        );
+    }
+}
+
 /// `-v` request lines to `host`: (method, path, status).
 fn requests(stderr: &str, host: &str) -> Vec<(String, String, String)> {
     stderr
@@ -119,12 +131,7 @@ fn a_first_run_heads_each_blob_once_per_repository_then_mounts_without_asking_ag
     for r in &relocated {
         assert!(r.contains(&target.host()));
     }
-    for (r, original) in relocated.iter().zip(&refs) {
-        assert_eq!(
-            skopeo_digest(r, &target.skopeo_opts("src")),
-            skopeo_digest(original, &source.skopeo_opts("src"))
-        );
-    }
+    assert_same_digests(&relocated, &target, &refs, &source);
 }
 
 #[test]
@@ -145,12 +152,7 @@ fn blobs_on_the_same_registry_are_mounted_without_a_head_first() {
         .count();
     // 2 images x (shared layer, own layer, config)
     assert_eq!(mounted, 6, "{seen:#?}");
-    for (r, original) in relocated.iter().zip(&refs) {
-        assert_eq!(
-            skopeo_digest(r, &registry.skopeo_opts("src")),
-            skopeo_digest(original, &registry.skopeo_opts("src"))
-        );
-    }
+    assert_same_digests(&relocated, &registry, &refs, &registry);
 }
 
 #[test]
@@ -416,12 +418,7 @@ fn metadata_goes_over_http2_where_tls_offers_it_and_blob_bytes_over_http1() {
         !plain.is_empty() && plain.iter().all(|(_, _, v)| v == "1.1"),
         "{plain:#?}"
     );
-    for (r, original) in relocated.iter().zip(&refs) {
-        assert_eq!(
-            skopeo_digest(r, &target.skopeo_opts("src")),
-            skopeo_digest(original, &source.skopeo_opts("src"))
-        );
-    }
+    assert_same_digests(&relocated, &target, &refs, &source);
 }
 
 #[test]
