@@ -89,27 +89,7 @@ impl TestRegistry {
             .spawn()
             .expect("docker-registry is installed (scripts/test installs it)");
         let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let log_path = d.join("registry.log");
-        std::thread::spawn(move || {
-            // keep draining, or the registry blocks on a full pipe
-            let mut log = std::fs::File::create(log_path).unwrap();
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                use std::io::Write;
-                let _ = writeln!(log, "{line}");
-                if let Some(port) = line
-                    .split("listening on 127.0.0.1:")
-                    .nth(1)
-                    .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|p| p.parse::<u16>().ok())
-                {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(port);
-                    }
-                }
-            }
-        });
+        let rx = log_until_listening(stderr, d.join("registry.log"));
         let port = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(p) => p,
             Err(_) => {
@@ -298,4 +278,29 @@ fn make_self_signed_cert(d: &Path) {
     std::fs::copy(d.join("cert.pem"), d.join("ca.pem")).unwrap();
     std::fs::create_dir_all(d.join("certs.d")).unwrap();
     std::fs::copy(d.join("cert.pem"), d.join("certs.d/ca.crt")).unwrap();
+}
+
+/// Copies a registry's log lines from `output` to `log_path` for as long as it runs (or it
+/// blocks on a full pipe), and sends the port it says it listens on.
+pub fn log_until_listening(output: impl std::io::Read + Send + 'static, log_path: PathBuf) -> mpsc::Receiver<u16> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut log = std::fs::File::create(log_path).unwrap();
+        let mut tx = Some(tx);
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = writeln!(log, "{line}");
+            if let Some(port) = line
+                .split("listening on 127.0.0.1:")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    rx
 }

@@ -7,9 +7,8 @@
 //! (catalog, tags, manifest digests) and dregsy configuration text.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -112,25 +111,7 @@ impl SharedRegistry {
             .expect("sh and docker-registry are installed");
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let log_path = d.join("registry.log");
-        std::thread::spawn(move || {
-            let mut log = std::fs::File::create(log_path).unwrap();
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = writeln!(log, "{line}");
-                if let Some(port) = line
-                    .split("listening on 127.0.0.1:")
-                    .nth(1)
-                    .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|p| p.parse::<u16>().ok())
-                {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(port);
-                    }
-                }
-            }
-        });
+        let rx = super::registry::log_until_listening(stdout, d.join("registry.log"));
         let port = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
             panic!(
                 "shared registry did not start: {}",
