@@ -3,7 +3,7 @@
 //! of the same copy; [`super::fallback_index`] lists them where the destination has no
 //! referrers API of its own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -379,21 +379,25 @@ pub(super) fn referrer_events(groups: &[Group], outcomes: &mut [Outcome], report
 /// For each image group, the image groups (itself first) that put the same manifest into the
 /// same repository, as far as their outcomes say; empty for a referrer's group.
 fn twins(groups: &[Group], outcomes: &[Outcome]) -> Vec<Vec<usize>> {
-    let digest = |i: usize| match &outcomes[i] {
-        Some(Ok(c)) => Some(&c.digest),
-        _ => None,
-    };
-    let roots: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].referrer.is_none()).collect();
+    let mut alike: HashMap<(&str, &Digest), Vec<usize>> = HashMap::new();
+    for (i, g) in groups.iter().enumerate().filter(|(_, g)| g.referrer.is_none()) {
+        if let Some(Ok(c)) = &outcomes[i] {
+            alike.entry((g.repository.as_str(), &c.digest)).or_default().push(i);
+        }
+    }
     (0..groups.len())
-        .map(|i| {
-            if groups[i].referrer.is_some() {
-                return Vec::new();
+        .map(|i| match (&groups[i].referrer, &outcomes[i]) {
+            (Some(_), _) => Vec::new(),
+            (None, Some(Ok(c))) => {
+                let mut same = vec![i];
+                same.extend(
+                    alike[&(groups[i].repository.as_str(), &c.digest)]
+                        .iter()
+                        .filter(|&&j| j != i),
+                );
+                same
             }
-            let mut same = vec![i];
-            same.extend(roots.iter().copied().filter(|&j| {
-                j != i && groups[j].repository == groups[i].repository && digest(i).is_some() && digest(j) == digest(i)
-            }));
-            same
+            (None, _) => vec![i],
         })
         .collect()
 }
