@@ -24,7 +24,7 @@ use crate::relmap::RelocationMapping;
 use crate::sync::config::read_mapping_rules;
 
 /// How long an interrupted run spends cancelling its open upload sessions.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
+pub(super) const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// How to reach registries and how hard to work.
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,6 @@ mod report;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::Either;
 use futures_util::stream::{self, StreamExt};
@@ -19,7 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use self::listing::list_task;
 use self::locations::{domain_of, Locations};
 pub use self::report::{PairOutcome, PairReport, SyncEvent, SyncReport, TaskReport};
-use super::relocate::RelocateOptions;
+use super::relocate::{RelocateOptions, CANCEL_GRACE};
 use crate::engine::{copy_images, BlobLedger, CopyReport, Event, ImageJob, RegistryDestination, RegistrySource};
 use crate::error::Error;
 use crate::oci::ManifestContent;
@@ -28,9 +27,6 @@ use crate::registry::{Registries, Registry};
 use crate::sync::config::{read_config, select_tasks, Notice, NoticeLevel, SyncConfig, Task};
 use crate::sync::plan::{plan_task, Listings, Pair};
 use crate::sync::platform::choose_child;
-
-/// How long an interrupted run spends cancelling its open upload sessions.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 /// Receives every [`SyncEvent`] of a run.
 pub type SyncReporter = Arc<dyn Fn(&SyncEvent) + Send + Sync>;
