@@ -79,8 +79,8 @@ impl SyncRun {
     /// Reads and validates the whole configuration and selects the tasks; contacts nothing.
     pub fn plan(self) -> Result<PlannedSync, Error> {
         let config = read_config(&self.config).map_err(Error::SyncConfig)?;
-        // the command line's registry settings (CA files) are checked once, before any task
-        Registries::new(self.options.registry.clone())?;
+        // the command line's CA files are checked once, before any task
+        self.options.registry.trust()?;
         let selected = select_tasks(&config, &self.tasks)
             .map_err(|e| Error::SyncConfig(e.to_string()))?
             .into_iter()
